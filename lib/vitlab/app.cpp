@@ -1,0 +1,48 @@
+#include "vitlab/app.h"
+
+#include <c10/util/Exception.h>
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+#include "vitlab/error.h"
+
+namespace vitlab {
+
+static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
+
+void prefer_passive_openmp(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY")) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: then run on as we are
+}
+
+int run_app(const char* name, const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const Error& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
+  } catch (const c10::Error& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, first_line(e.what_without_backtrace()).c_str());
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: error: %s\n", name, first_line(e.what()).c_str());
+  }
+  return 1;
+}
+
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& sets) {
+  json doc = path.empty() ? json::object() : read_json_file(path);
+  for (const auto& s : sets) apply_override(doc, s);
+  try {
+    RunConfig cfg = run_from_json(doc);
+    cfg.validate();
+    return cfg;
+  } catch (const Error& e) {
+    if (path.empty()) throw;
+    fail(path, ": ", e.what());
+  }
+}
+
+}  // namespace vitlab

@@ -1,0 +1,47 @@
+#include "vitlab/attention/mha.h"
+
+#include <cmath>
+
+#include "vitlab/attention/sdpa.h"
+#include "vitlab/error.h"
+
+namespace vitlab {
+
+MhaImpl::MhaImpl(const AttentionDims& d) : dims(d) {
+  const int64_t inner = d.heads * d.head_dim;
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(d.dim, 3 * inner).bias(d.qkv_bias)));
+  proj = register_module("proj", torch::nn::Linear(inner, d.dim));
+}
+
+torch::Tensor MhaImpl::forward(const torch::Tensor& x) {
+  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
+  auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
+  auto o = sdpa(qkv_[0], qkv_[1], qkv_[2], 1.0 / std::sqrt(static_cast<double>(dh)));  // (B, h, N, d_h)
+  return proj(o.transpose(1, 2).reshape({B, N, h * dh}));  // (B, N, h d_h) -> (B, N, d)
+}
+
+int64_t MhaImpl::parameter_count() const {
+  const int64_t inner = dims.heads * dims.head_dim;
+  return 4 * dims.dim * inner + (dims.qkv_bias ? 3 * inner : 0) + dims.dim;
+}
+
+int64_t MhaImpl::kv_floats_per_token() const { return 2 * dims.heads * dims.head_dim; }
+
+double MhaImpl::flops_per_token(int64_t n) const {
+  const double d = dims.dim, inner = dims.heads * dims.head_dim;
+  return 2.0 * d * 3 * inner      // q, k, v projections
+         + 2.0 * 2 * n * inner    // scores and the weighted sum of values
+         + 2.0 * inner * d;       // output projection
+}
+
+json MhaImpl::describe() const {
+  return json{{"name", "mha"}, {"heads", dims.heads}, {"head_dim", dims.head_dim}, {"kernel", sdpa_path()}};
+}
+
+AttentionPtr make_mha(const AttentionConfig& cfg, const AttentionDims& dims) {
+  if (!cfg.options.empty())
+    fail("model.attention.", cfg.options.begin().key(), ": unknown option for attention 'mha' (it takes none)");
+  return std::make_shared<MhaImpl>(dims);
+}
+
+}  // namespace vitlab

@@ -1,0 +1,380 @@
+#include "vitlab/config.h"
+
+#include <fstream>
+#include <set>
+
+#include "vitlab/error.h"
+
+namespace vitlab {
+namespace {
+
+const char* type_name(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return "a boolean";
+    case json::value_t::string: return "a string";
+    case json::value_t::array: return "an array";
+    case json::value_t::object: return "an object";
+    case json::value_t::number_float: return "a number";
+    default: return "an integer";
+  }
+}
+
+// Reads the keys of one JSON object into fields; every key must be read exactly once or
+// finish() names it as unknown.
+class Fields {
+ public:
+  Fields(const json& j, std::string path) : j_(j), path_(std::move(path)) {
+    if (!j_.is_object()) fail(path_, ": expected an object, got ", type_name(j_));
+  }
+  std::string key_path(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+  bool has(const std::string& key) const { return j_.contains(key); }
+
+  void get(const std::string& key, int& out) {
+    if (const json* v = take(key)) {
+      if (!v->is_number_integer()) wrong(key, *v, "an integer");
+      out = v->get<int>();
+    }
+  }
+  void get(const std::string& key, double& out) {
+    if (const json* v = take(key)) {
+      if (!v->is_number()) wrong(key, *v, "a number");
+      out = v->get<double>();
+    }
+  }
+  void get(const std::string& key, bool& out) {
+    if (const json* v = take(key)) {
+      if (!v->is_boolean()) wrong(key, *v, "a boolean");
+      out = v->get<bool>();
+    }
+  }
+  void get(const std::string& key, std::string& out) {
+    if (const json* v = take(key)) {
+      if (!v->is_string()) wrong(key, *v, "a string");
+      out = v->get<std::string>();
+    }
+  }
+  void get(const std::string& key, std::vector<double>& out) {
+    if (const json* v = take(key)) {
+      if (v->is_number()) {
+        out = {v->get<double>()};
+        return;
+      }
+      if (!v->is_array() || v->empty()) wrong(key, *v, "a number or a non-empty array of numbers");
+      out.clear();
+      for (const auto& e : *v) {
+        if (!e.is_number()) wrong(key, *v, "an array of numbers");
+        out.push_back(e.get<double>());
+      }
+    }
+  }
+  const json* object(const std::string& key) { return take(key); }
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it)
+      if (!seen_.count(it.key())) fail(key_path(it.key()), ": unknown key");
+  }
+
+ private:
+  const json* take(const std::string& key) {
+    seen_.insert(key);
+    auto it = j_.find(key);
+    return it == j_.end() ? nullptr : &*it;
+  }
+  [[noreturn]] void wrong(const std::string& key, const json& v, const char* expected) const {
+    fail(key_path(key), ": expected ", expected, ", got ", type_name(v), " ", v.dump());
+  }
+  const json& j_;
+  std::string path_;
+  std::set<std::string> seen_;
+};
+
+void check(bool ok, const std::string& key, const std::string& why) {
+  if (!ok) fail(key, ": ", why);
+}
+
+bool one_of(const std::string& v, std::initializer_list<const char*> options) {
+  for (const char* o : options)
+    if (v == o) return true;
+  return false;
+}
+
+}  // namespace
+
+ModelConfig model_preset(const std::string& name) {
+  ModelConfig c;
+  c.preset = name;
+  if (name == "vit-micro") {
+    c.dim = 128, c.depth = 6, c.heads = 4;
+  } else if (name == "vit-tiny") {
+    c.dim = 192, c.depth = 12, c.heads = 3;
+  } else if (name == "vit-small") {
+    c.dim = 384, c.depth = 12, c.heads = 6;
+  } else if (name == "vit-base") {
+    c.dim = 768, c.depth = 12, c.heads = 12;
+  } else {
+    fail("model.preset: unknown preset '", name, "' (known: vit-micro, vit-tiny, vit-small, vit-base)");
+  }
+  return c;
+}
+
+void ModelConfig::validate() const {
+  check(image_size > 0, "model.image_size", "must be positive");
+  check(patch_size > 0, "model.patch_size", "must be positive");
+  check(image_size % patch_size == 0, "model.patch_size",
+        std::to_string(patch_size) + " does not divide model.image_size=" + std::to_string(image_size));
+  check(in_chans > 0, "model.in_chans", "must be positive");
+  check(num_classes > 1, "model.num_classes", "must be at least 2");
+  check(dim > 0, "model.dim", "must be positive");
+  check(depth > 0, "model.depth", "must be positive");
+  check(heads > 0, "model.heads", "must be positive");
+  check(head_dim >= 0, "model.head_dim", "must be positive (or 0 for dim / heads)");
+  check(head_dim > 0 || dim % heads == 0, "model.heads",
+        std::to_string(heads) + " does not divide model.dim=" + std::to_string(dim) + " (or set model.head_dim)");
+  check(mlp_ratio > 0, "model.mlp_ratio", "must be positive");
+  check(one_of(pool, {"cls", "mean"}), "model.pool", "'" + pool + "' is not one of cls, mean");
+  check(one_of(pos, {"learned", "sincos", "none"}), "model.pos", "'" + pos + "' is not one of learned, sincos, none");
+  check(pos != "sincos" || dim % 4 == 0, "model.pos", "sincos needs model.dim divisible by 4");
+  check(drop_rate >= 0 && drop_rate < 1, "model.drop_rate", "must be in [0, 1)");
+  check(drop_path >= 0 && drop_path < 1, "model.drop_path", "must be in [0, 1)");
+  check(norm_eps > 0, "model.norm_eps", "must be positive");
+  for (const auto* v : {&mean, &std})
+    check(v->size() == 1 || static_cast<int>(v->size()) == in_chans, v == &mean ? "model.mean" : "model.std",
+          "needs 1 or model.in_chans=" + std::to_string(in_chans) + " values");
+  for (double s : std) check(s > 0, "model.std", "values must be positive");
+}
+
+void DataConfig::validate() const {
+  check(!spec.empty(), "data.spec", "must not be empty");
+  check(val_size >= 0, "data.val_size", "must be >= 0");
+  check(image_size >= 0, "data.image_size", "must be >= 0");
+  check(channels == 0 || channels == 1 || channels == 3, "data.channels", "must be 0, 1 or 3");
+  check(workers >= 0, "data.workers", "must be >= 0");
+  check(synthetic.train > 0 && synthetic.test > 0, "data.synthetic", "train and test must be positive");
+  check(synthetic.classes >= 2, "data.synthetic.classes", "must be at least 2");
+  check(synthetic.image_size >= 4, "data.synthetic.image_size", "must be at least 4");
+  check(synthetic.channels >= 1, "data.synthetic.channels", "must be positive");
+}
+
+void TrainConfig::validate() const {
+  check(epochs > 0, "train.epochs", "must be positive");
+  check(batch_size > 0, "train.batch_size", "must be positive");
+  check(eval_batch_size > 0, "train.eval_batch_size", "must be positive");
+  check(lr > 0, "train.lr", "must be positive");
+  check(min_lr >= 0 && min_lr <= lr, "train.min_lr", "must be in [0, train.lr]");
+  check(warmup_epochs >= 0, "train.warmup_epochs", "must be >= 0");
+  check(weight_decay >= 0, "train.weight_decay", "must be >= 0");
+  check(beta1 >= 0 && beta1 < 1, "train.beta1", "must be in [0, 1)");
+  check(beta2 >= 0 && beta2 < 1, "train.beta2", "must be in [0, 1)");
+  check(eps > 0, "train.eps", "must be positive");
+  check(grad_clip >= 0, "train.grad_clip", "must be >= 0");
+  check(label_smoothing >= 0 && label_smoothing < 1, "train.label_smoothing", "must be in [0, 1)");
+  check(ema_decay >= 0 && ema_decay < 1, "train.ema_decay", "must be in [0, 1)");
+  check(threads >= 0, "train.threads", "must be >= 0");
+  check(device == "auto" || device == "cpu" || device.rfind("cuda", 0) == 0, "train.device",
+        "'" + device + "' is not one of auto, cpu, cuda, cuda:N");
+  check(augment.crop_padding >= 0, "train.augment.crop_padding", "must be >= 0");
+  check(augment.mixup_alpha >= 0, "train.augment.mixup_alpha", "must be >= 0");
+  check(augment.cutmix_alpha >= 0, "train.augment.cutmix_alpha", "must be >= 0");
+  check(augment.mix_prob >= 0 && augment.mix_prob <= 1, "train.augment.mix_prob", "must be in [0, 1]");
+}
+
+void RunConfig::validate() const {
+  model.validate();
+  data.validate();
+  train.validate();
+}
+
+json to_json(const ModelConfig& c) {
+  json attention = c.attention.options;
+  attention["name"] = c.attention.name;
+  return json{{"preset", c.preset},         {"image_size", c.image_size}, {"patch_size", c.patch_size},
+              {"in_chans", c.in_chans},     {"num_classes", c.num_classes}, {"dim", c.dim},
+              {"depth", c.depth},           {"heads", c.heads},           {"head_dim", c.head_dim},
+              {"mlp_ratio", c.mlp_ratio},   {"qkv_bias", c.qkv_bias},     {"pool", c.pool},
+              {"pos", c.pos},               {"drop_rate", c.drop_rate},   {"drop_path", c.drop_path},
+              {"norm_eps", c.norm_eps},     {"mean", c.mean},             {"std", c.std},
+              {"attention", attention}};
+}
+
+json to_json(const DataConfig& c) {
+  const auto& s = c.synthetic;
+  return json{{"spec", c.spec},
+              {"val_size", c.val_size},
+              {"image_size", c.image_size},
+              {"channels", c.channels},
+              {"workers", c.workers},
+              {"synthetic", {{"train", s.train}, {"test", s.test}, {"classes", s.classes},
+                             {"image_size", s.image_size}, {"channels", s.channels}, {"seed", s.seed}}}};
+}
+
+json to_json(const TrainConfig& c) {
+  const auto& a = c.augment;
+  return json{{"epochs", c.epochs},
+              {"batch_size", c.batch_size},
+              {"eval_batch_size", c.eval_batch_size},
+              {"lr", c.lr},
+              {"min_lr", c.min_lr},
+              {"warmup_epochs", c.warmup_epochs},
+              {"weight_decay", c.weight_decay},
+              {"beta1", c.beta1},
+              {"beta2", c.beta2},
+              {"eps", c.eps},
+              {"grad_clip", c.grad_clip},
+              {"label_smoothing", c.label_smoothing},
+              {"ema_decay", c.ema_decay},
+              {"seed", c.seed},
+              {"threads", c.threads},
+              {"device", c.device},
+              {"augment", {{"crop_padding", a.crop_padding}, {"flip", a.flip}, {"mixup_alpha", a.mixup_alpha},
+                           {"cutmix_alpha", a.cutmix_alpha}, {"mix_prob", a.mix_prob}}}};
+}
+
+json to_json(const RunConfig& c) {
+  return json{{"model", to_json(c.model)}, {"data", to_json(c.data)}, {"train", to_json(c.train)}};
+}
+
+ModelConfig model_from_json(const json& j, const std::string& path) {
+  Fields f(j, path);
+  ModelConfig c;
+  std::string preset;
+  f.get("preset", preset);
+  if (!preset.empty()) c = model_preset(preset);  // explicit keys below override the preset
+  f.get("image_size", c.image_size);
+  f.get("patch_size", c.patch_size);
+  f.get("in_chans", c.in_chans);
+  f.get("num_classes", c.num_classes);
+  f.get("dim", c.dim);
+  f.get("depth", c.depth);
+  f.get("heads", c.heads);
+  f.get("head_dim", c.head_dim);
+  f.get("mlp_ratio", c.mlp_ratio);
+  f.get("qkv_bias", c.qkv_bias);
+  f.get("pool", c.pool);
+  f.get("pos", c.pos);
+  f.get("drop_rate", c.drop_rate);
+  f.get("drop_path", c.drop_path);
+  f.get("norm_eps", c.norm_eps);
+  f.get("mean", c.mean);
+  f.get("std", c.std);
+  if (const json* a = f.object("attention")) {
+    const std::string apath = f.key_path("attention");
+    if (a->is_string()) {
+      c.attention.name = a->get<std::string>();
+    } else {
+      if (!a->is_object()) fail(apath, ": expected a name or an object, got ", type_name(*a));
+      auto name = a->find("name");
+      if (name == a->end() || !name->is_string()) fail(apath, ".name: expected a string");
+      c.attention.name = name->get<std::string>();
+      c.attention.options = *a;
+      c.attention.options.erase("name");
+    }
+  }
+  f.finish();
+  return c;
+}
+
+DataConfig data_from_json(const json& j, const std::string& path) {
+  Fields f(j, path);
+  DataConfig c;
+  f.get("spec", c.spec);
+  f.get("val_size", c.val_size);
+  f.get("image_size", c.image_size);
+  f.get("channels", c.channels);
+  f.get("workers", c.workers);
+  if (const json* s = f.object("synthetic")) {
+    Fields g(*s, f.key_path("synthetic"));
+    g.get("train", c.synthetic.train);
+    g.get("test", c.synthetic.test);
+    g.get("classes", c.synthetic.classes);
+    g.get("image_size", c.synthetic.image_size);
+    g.get("channels", c.synthetic.channels);
+    g.get("seed", c.synthetic.seed);
+    g.finish();
+  }
+  f.finish();
+  return c;
+}
+
+TrainConfig train_from_json(const json& j, const std::string& path) {
+  Fields f(j, path);
+  TrainConfig c;
+  f.get("epochs", c.epochs);
+  f.get("batch_size", c.batch_size);
+  f.get("eval_batch_size", c.eval_batch_size);
+  f.get("lr", c.lr);
+  f.get("min_lr", c.min_lr);
+  f.get("warmup_epochs", c.warmup_epochs);
+  f.get("weight_decay", c.weight_decay);
+  f.get("beta1", c.beta1);
+  f.get("beta2", c.beta2);
+  f.get("eps", c.eps);
+  f.get("grad_clip", c.grad_clip);
+  f.get("label_smoothing", c.label_smoothing);
+  f.get("ema_decay", c.ema_decay);
+  f.get("seed", c.seed);
+  f.get("threads", c.threads);
+  f.get("device", c.device);
+  if (const json* a = f.object("augment")) {
+    Fields g(*a, f.key_path("augment"));
+    g.get("crop_padding", c.augment.crop_padding);
+    g.get("flip", c.augment.flip);
+    g.get("mixup_alpha", c.augment.mixup_alpha);
+    g.get("cutmix_alpha", c.augment.cutmix_alpha);
+    g.get("mix_prob", c.augment.mix_prob);
+    g.finish();
+  }
+  f.finish();
+  return c;
+}
+
+RunConfig run_from_json(const json& j) {
+  Fields f(j, "");
+  RunConfig c;
+  if (const json* m = f.object("model")) c.model = model_from_json(*m, "model");
+  if (const json* d = f.object("data")) c.data = data_from_json(*d, "data");
+  if (const json* t = f.object("train")) c.train = train_from_json(*t, "train");
+  f.finish();
+  return c;
+}
+
+json read_json_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail(path, ": cannot open");
+  try {
+    return json::parse(in);
+  } catch (const json::parse_error& e) {
+    // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+    std::string what = e.what();
+    auto p = what.find("] ");
+    fail(path, ": invalid JSON: ", p == std::string::npos ? what : what.substr(p + 2));
+  }
+}
+
+void apply_override(json& doc, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) fail("--set ", assignment, ": expected key.path=value");
+  const std::string path = assignment.substr(0, eq);
+  const std::string text = assignment.substr(eq + 1);
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = text;
+  json* node = &doc;
+  size_t start = 0;
+  while (true) {
+    size_t dot = path.find('.', start);
+    std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+    if (key.empty()) fail("--set ", assignment, ": empty key in '", path, "'");
+    if (!node->is_object()) fail("--set ", assignment, ": '", path.substr(0, start - 1), "' is not an object");
+    if (dot == std::string::npos) {
+      (*node)[key] = value;
+      return;
+    }
+    // Setting a field of the attention given as a plain name turns it into {"name": ...}.
+    json& child = (*node)[key];
+    if (child.is_string() && key == "attention") child = json{{"name", child.get<std::string>()}};
+    if (child.is_null()) child = json::object();
+    node = &child;
+    start = dot + 1;
+  }
+}
+
+}  // namespace vitlab

@@ -1,0 +1,124 @@
+#pragma once
+// Run configuration: model, data and training settings, each to and from JSON. Parsing is
+// strict: an unknown key or a value of the wrong type is an error naming the key's full path
+// (e.g. "model.depth: expected an integer, got \"six\"").
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace vitlab {
+
+using json = nlohmann::json;
+
+struct AttentionConfig {
+  std::string name = "mha";
+  json options = json::object();  // variant-specific, validated by the variant's constructor
+};
+
+struct ModelConfig {
+  std::string preset;  // "vit-micro", "vit-tiny", "vit-small", "vit-base" or "" (explicit sizes)
+  int image_size = 28;
+  int patch_size = 4;
+  int in_chans = 1;
+  int num_classes = 10;
+  int dim = 128;
+  int depth = 6;
+  int heads = 4;
+  int head_dim = 0;  // 0: dim / heads
+  double mlp_ratio = 4.0;
+  bool qkv_bias = true;
+  std::string pool = "cls";     // "cls" (class token) or "mean"
+  std::string pos = "learned";  // "learned", "sincos" or "none"
+  double drop_rate = 0.0;       // dropout after the position embedding and inside the MLP
+  double drop_path = 0.0;       // stochastic depth, linearly increasing to this over the blocks
+  double norm_eps = 1e-6;
+  // Input normalisation, one value or one per channel (part of the model, like timm's
+  // pretrained_cfg, so a checkpoint evaluates with the statistics it was trained with).
+  std::vector<double> mean{0.5};
+  std::vector<double> std{0.5};
+  AttentionConfig attention;
+
+  int grid() const { return image_size / patch_size; }
+  int num_patches() const { return grid() * grid(); }
+  int num_tokens() const { return num_patches() + (pool == "cls" ? 1 : 0); }
+  int head_width() const { return head_dim > 0 ? head_dim : dim / heads; }
+  int mlp_hidden() const { return static_cast<int>(dim * mlp_ratio); }
+  void validate() const;
+};
+
+struct SyntheticConfig {
+  int train = 3000;
+  int test = 1000;
+  int classes = 10;
+  int image_size = 28;
+  int channels = 1;
+  int seed = 1234;
+};
+
+struct DataConfig {
+  // "fashion-mnist", "idx:PATH_PREFIX", "cifar10:DIR", "cifar100:DIR", "folder:DIR", "synthetic"
+  std::string spec = "fashion-mnist";
+  int val_size = 5000;  // the last val_size training images, held out for model selection
+  int image_size = 0;   // resize every image to this square size (0: keep the data's size)
+  int channels = 0;     // image folders: 1 or 3 (0: 3)
+  int workers = 0;      // image-folder decoding threads (0: all cores)
+  SyntheticConfig synthetic;
+  void validate() const;
+};
+
+struct AugmentConfig {
+  int crop_padding = 2;  // random crop after zero padding by this many pixels (0: off)
+  bool flip = false;     // random horizontal flip
+  double mixup_alpha = 0.0;
+  double cutmix_alpha = 0.0;
+  double mix_prob = 1.0;  // probability that a batch is mixed when mixup or cutmix is on
+};
+
+struct TrainConfig {
+  int epochs = 10;
+  int batch_size = 128;
+  int eval_batch_size = 500;
+  double lr = 1e-3;
+  double min_lr = 1e-5;
+  double warmup_epochs = 1.0;
+  double weight_decay = 0.05;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double grad_clip = 1.0;  // max global gradient norm (0: off)
+  double label_smoothing = 0.1;
+  double ema_decay = 0.0;  // 0: no EMA; otherwise evaluation uses the EMA weights
+  int seed = 0;
+  int threads = 0;             // CPU threads (0: all cores)
+  std::string device = "auto";  // "auto", "cpu", "cuda", "cuda:N"
+  AugmentConfig augment;
+  void validate() const;
+};
+
+struct RunConfig {
+  ModelConfig model;
+  DataConfig data;
+  TrainConfig train;
+  void validate() const;
+};
+
+// Presets: the sizes of timm's ViTs (vit-micro is vitlab's CPU-sized model).
+ModelConfig model_preset(const std::string& name);
+
+json to_json(const ModelConfig& c);
+json to_json(const DataConfig& c);
+json to_json(const TrainConfig& c);
+json to_json(const RunConfig& c);
+// `path` prefixes the key names in error messages ("model", "train", ...).
+ModelConfig model_from_json(const json& j, const std::string& path = "model");
+DataConfig data_from_json(const json& j, const std::string& path = "data");
+TrainConfig train_from_json(const json& j, const std::string& path = "train");
+RunConfig run_from_json(const json& j);
+
+// Parses a JSON file, failing with a message that names the file (and line, for syntax errors).
+json read_json_file(const std::string& path);
+// Applies "a.b.c=value" to a JSON document; value is parsed as JSON when it is valid JSON and
+// taken as a string otherwise (so --set model.attention.name=gqa needs no quotes).
+void apply_override(json& doc, const std::string& assignment);
+
+}  // namespace vitlab

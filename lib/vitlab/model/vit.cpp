@@ -1,0 +1,110 @@
+#include "vitlab/model/vit.h"
+
+#include "vitlab/attention/registry.h"
+
+namespace vitlab {
+namespace F = torch::nn::functional;
+
+PatchEmbedImpl::PatchEmbedImpl(const ModelConfig& c) {
+  proj = register_module("proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(c.in_chans, c.dim, c.patch_size)
+                                                       .stride(c.patch_size)));
+}
+
+torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
+  return proj(x).flatten(2).transpose(1, 2);  // (B, d, g, g) -> (B, g*g, d)
+}
+
+MlpImpl::MlpImpl(int64_t dim, int64_t hidden, double p) {
+  fc1 = register_module("fc1", torch::nn::Linear(dim, hidden));
+  fc2 = register_module("fc2", torch::nn::Linear(hidden, dim));
+  drop = register_module("drop", torch::nn::Dropout(p));
+}
+
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return drop(fc2(drop(torch::gelu(fc1(x))))); }
+
+BlockImpl::BlockImpl(const ModelConfig& c, double dp) : drop_path(dp) {
+  auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps)); };
+  norm1 = register_module("norm1", ln());
+  attn = register_module("attn", make_attention(c.attention, {c.dim, c.heads, c.head_width(), c.qkv_bias}));
+  norm2 = register_module("norm2", ln());
+  mlp = register_module("mlp", Mlp(c.dim, c.mlp_hidden(), c.drop_rate));
+}
+
+// Stochastic depth (Huang et al.): drop the residual branch per sample, rescale the kept ones.
+static torch::Tensor drop_branch(const torch::Tensor& y, double p, bool training) {
+  if (!training || p == 0.0) return y;
+  auto keep = torch::empty({y.size(0), 1, 1}, y.options()).bernoulli_(1.0 - p);  // (B, 1, 1)
+  return y * keep / (1.0 - p);
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  auto h = x + drop_branch(attn->forward(norm1(x)), drop_path, is_training());
+  return h + drop_branch(mlp(norm2(h)), drop_path, is_training());
+}
+
+torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
+  // Each axis gets dim/2 channels: sin and cos of pos * omega_k, omega_k = 10000^(-k / (dim/4)).
+  auto omega = torch::arange(dim / 4, torch::kDouble) / (dim / 4.0);
+  omega = 1.0 / torch::pow(10000.0, omega);                               // (dim/4)
+  auto pos = torch::arange(grid, torch::kDouble);                         // (g)
+  auto out = torch::outer(pos, omega);                                    // (g, dim/4)
+  auto axis = torch::cat({torch::sin(out), torch::cos(out)}, 1);          // (g, dim/2)
+  auto rows = axis.unsqueeze(1).expand({grid, grid, dim / 2});            // (g, g, dim/2), row index
+  auto cols = axis.unsqueeze(0).expand({grid, grid, dim / 2});            // (g, g, dim/2), column index
+  auto table = torch::cat({cols, rows}, 2).reshape({grid * grid, dim});   // (g*g, d)
+  if (with_cls) table = torch::cat({torch::zeros({1, dim}, torch::kDouble), table}, 0);
+  return table.unsqueeze(0).to(torch::kFloat);                            // (1, N_tokens, d)
+}
+
+ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
+  c.validate();
+  patch_embed = register_module("patch_embed", PatchEmbed(c));
+  const bool cls = c.pool == "cls";
+  if (cls) cls_token = register_parameter("cls_token", torch::randn({1, 1, c.dim}) * 1e-6);
+  if (c.pos == "learned")
+    pos_embed = register_parameter("pos_embed", torch::randn({1, c.num_tokens(), c.dim}) * 0.02);
+  else if (c.pos == "sincos")
+    pos_embed = register_buffer("pos_embed", sincos_2d(c.grid(), c.dim, cls));
+  pos_drop = register_module("pos_drop", torch::nn::Dropout(c.drop_rate));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int i = 0; i < c.depth; ++i)
+    blocks->push_back(Block(c, c.depth > 1 ? c.drop_path * i / (c.depth - 1) : c.drop_path));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps)));
+  head = register_module("head", torch::nn::Linear(c.dim, c.num_classes));
+
+  // timm's ViT init: truncated-normal(0.02) linear weights (the truncation at +-2 is inert at
+  // this std), zero biases; the patch projection keeps its fan-in init.
+  torch::NoGradGuard no_grad;
+  for (auto& m : modules(/*include_self=*/false)) {
+    if (auto* lin = m->as<torch::nn::Linear>()) {
+      lin->weight.normal_(0.0, 0.02);
+      if (lin->bias.defined()) lin->bias.zero_();
+    }
+  }
+}
+
+torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == cfg.in_chans && x.size(2) == cfg.image_size && x.size(3) == cfg.image_size,
+              "ViT expects (B, ", cfg.in_chans, ", ", cfg.image_size, ", ", cfg.image_size, ") input, got ", x.sizes());
+  auto t = patch_embed(x);  // (B, N, d)
+  if (cls_token.defined()) t = torch::cat({cls_token.expand({t.size(0), 1, cfg.dim}), t}, 1);  // (B, 1+N, d)
+  if (pos_embed.defined()) t = t + pos_embed;
+  t = pos_drop(t);
+  for (const auto& b : *blocks) t = b->as<Block>()->forward(t);
+  return norm(t);
+}
+
+torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
+  auto t = forward_features(x);                                               // (B, N_tokens, d)
+  auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.mean(1);               // (B, d)
+  return head(pooled);                                                        // (B, classes)
+}
+
+torch::Tensor preprocess(const torch::Tensor& images, const ModelConfig& c) {
+  auto opts = torch::TensorOptions().dtype(torch::kFloat).device(images.device());
+  auto mean = torch::tensor(std::vector<float>(c.mean.begin(), c.mean.end())).to(opts).view({1, -1, 1, 1});
+  auto std = torch::tensor(std::vector<float>(c.std.begin(), c.std.end())).to(opts).view({1, -1, 1, 1});
+  return (images.to(torch::kFloat) / 255.0 - mean) / std;
+}
+
+}  // namespace vitlab

@@ -1,0 +1,63 @@
+#pragma once
+// The Vision Transformer (Dosovitskiy et al.; timm's layout and parameter names): conv patch
+// embedding, optional class token, learned or sin-cos 2-D positions, pre-norm blocks
+// x + Attn(LN(x)), x + MLP(LN(x)), final LN, pooled linear head.
+#include <torch/torch.h>
+
+#include "vitlab/attention/attention.h"
+#include "vitlab/config.h"
+
+namespace vitlab {
+
+class PatchEmbedImpl : public torch::nn::Module {
+ public:
+  explicit PatchEmbedImpl(const ModelConfig& c);
+  torch::Tensor forward(const torch::Tensor& x);  // (B, C, H, W) -> (B, N, d)
+  torch::nn::Conv2d proj{nullptr};
+};
+TORCH_MODULE(PatchEmbed);
+
+class MlpImpl : public torch::nn::Module {
+ public:
+  MlpImpl(int64_t dim, int64_t hidden, double drop);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::Dropout drop{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+class BlockImpl : public torch::nn::Module {
+ public:
+  BlockImpl(const ModelConfig& c, double drop_path);
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
+  AttentionPtr attn;
+  Mlp mlp{nullptr};
+  double drop_path;
+};
+TORCH_MODULE(Block);
+
+class ViTImpl : public torch::nn::Module {
+ public:
+  explicit ViTImpl(const ModelConfig& c);
+  torch::Tensor forward_features(const torch::Tensor& x);  // (B, C, H, W) -> (B, N_tokens, d)
+  torch::Tensor forward(const torch::Tensor& x);           // (B, C, H, W) -> (B, classes)
+
+  ModelConfig cfg;
+  PatchEmbed patch_embed{nullptr};
+  torch::Tensor cls_token;  // (1, 1, d), only with pool "cls"
+  torch::Tensor pos_embed;  // (1, N_tokens, d): a parameter ("learned") or a buffer ("sincos")
+  torch::nn::Dropout pos_drop{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear head{nullptr};
+};
+TORCH_MODULE(ViT);
+
+// 2-D sin-cos position table (MAE / timm): half the width encodes the row, half the column.
+torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls);
+
+// uint8 images (B, C, H, W) -> float, scaled to [0, 1] and normalised by the model's mean/std.
+torch::Tensor preprocess(const torch::Tensor& images, const ModelConfig& c);
+
+}  // namespace vitlab

@@ -1,0 +1,122 @@
+#include "vitlab/train/checkpoint.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "vitlab/error.h"
+#include "vitlab/io/files.h"
+
+namespace fs = std::filesystem;
+
+namespace vitlab {
+
+NamedTensors model_tensors(ViT& model) {
+  NamedTensors out;
+  for (const auto& p : model->named_parameters()) out.emplace_back(p.key(), p.value());
+  for (const auto& b : model->named_buffers()) out.emplace_back(b.key(), b.value());
+  return out;
+}
+
+void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Optimizer* optimizer,
+                     const Ema* ema, const json& progress) {
+  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  ensure_directory(tmp, "checkpoint");
+  // model.safetensors holds the weights that are evaluated: the EMA when there is one (the raw
+  // training weights then travel in train_state.pt).
+  NamedTensors published = model_tensors(model);
+  if (ema) {
+    const auto& shadow = const_cast<Ema*>(ema)->tensors();
+    for (size_t i = 0; i < shadow.size(); ++i) published[i].second = shadow[i];  // parameters come first
+  }
+  save_safetensors((fs::path(tmp) / "model.safetensors").string(), published,
+                   {{"format", "pt"}, {"producer", "vitlab"}});
+  atomic_write((fs::path(tmp) / "config.json").string(), to_json(model->cfg).dump(2) + "\n");
+  if (optimizer) {
+    torch::serialize::OutputArchive archive, opt_archive;
+    optimizer->save(opt_archive);
+    archive.write("optimizer", opt_archive);
+    if (ema) {
+      auto params = model->parameters();
+      for (size_t i = 0; i < params.size(); ++i) archive.write("raw." + std::to_string(i), params[i], true);
+    }
+    archive.write("progress", c10::IValue(progress.dump()));
+    archive.save_to((fs::path(tmp) / "train_state.pt").string());
+  }
+  replace_directory(tmp, dir);
+}
+
+std::string find_checkpoint(const std::string& dir) {
+  for (const std::string& d : {dir, dir + ".old"})
+    if (fs::exists(fs::path(d) / "model.safetensors") && fs::exists(fs::path(d) / "config.json")) return d;
+  return "";
+}
+
+ModelConfig read_checkpoint_config(const std::string& dir) {
+  const std::string path = (fs::path(dir) / "config.json").string();
+  if (!fs::exists(path)) fail(dir, ": not a vitlab checkpoint (no config.json)");
+  try {
+    return model_from_json(read_json_file(path), "model");
+  } catch (const Error& e) {
+    fail(path, ": ", e.what());
+  }
+}
+
+void load_weights(ViT& model, const std::string& path) {
+  auto file = load_safetensors(path);
+  std::map<std::string, torch::Tensor> by_name(file.begin(), file.end());
+  torch::NoGradGuard no_grad;
+  for (auto& [name, t] : model_tensors(model)) {
+    auto it = by_name.find(name);
+    if (it == by_name.end()) fail(path, ": missing tensor '", name, "' that the model config needs");
+    if (it->second.sizes() != t.sizes())
+      fail(path, ": tensor '", name, "' has shape ", it->second.sizes(), " but the model config needs ", t.sizes());
+    t.copy_(it->second);
+    by_name.erase(it);
+  }
+  if (!by_name.empty()) fail(path, ": tensor '", by_name.begin()->first, "' is not part of the model config");
+}
+
+ViT load_model(const std::string& path) {
+  fs::path dir = path;
+  if (fs::is_regular_file(dir)) dir = dir.parent_path();
+  if (!fs::is_directory(dir)) fail(path, ": no such checkpoint directory");
+  const std::string found = find_checkpoint(dir.string());
+  if (found.empty()) fail(path, ": not a vitlab checkpoint (needs model.safetensors and config.json)");
+  ModelConfig cfg = read_checkpoint_config(found);
+  ViT model(cfg);
+  load_weights(model, (fs::path(found) / "model.safetensors").string());
+  return model;
+}
+
+json load_train_state(const std::string& dir, ViT& model, torch::optim::Optimizer& optimizer, Ema* ema,
+                      const torch::Device& device) {
+  const std::string path = (fs::path(dir) / "train_state.pt").string();
+  if (!fs::exists(path)) fail(dir, ": checkpoint has no train_state.pt (not resumable)");
+  torch::serialize::InputArchive archive, opt_archive;
+  try {
+    archive.load_from(path, device);
+    archive.read("optimizer", opt_archive);
+    optimizer.load(opt_archive);
+    if (ema) {  // the model holds the published (EMA) weights; swap the raw ones back in
+      torch::NoGradGuard no_grad;
+      auto params = model->parameters();
+      auto& shadow = ema->tensors();
+      for (size_t i = 0; i < params.size(); ++i) {
+        torch::Tensor raw;
+        archive.read("raw." + std::to_string(i), raw, true);
+        shadow[i].copy_(params[i]);
+        params[i].copy_(raw);
+      }
+    }
+    c10::IValue progress;
+    archive.read("progress", progress);
+    return json::parse(progress.toStringRef());
+  } catch (const c10::Error& e) {
+    fail(path, ": cannot restore the training state (", e.what_without_backtrace(), ")");
+  }
+}
+
+}  // namespace vitlab

@@ -1,0 +1,37 @@
+#pragma once
+// A vitlab checkpoint is a directory (DESIGN section 7): model.safetensors (weights),
+// config.json (the full ModelConfig) and, for resumable training, train_state.pt (optimizer,
+// EMA, progress). It is written to a temporary directory and renamed into place.
+#include <torch/torch.h>
+
+#include <string>
+
+#include "vitlab/config.h"
+#include "vitlab/io/safetensors.h"
+#include "vitlab/model/vit.h"
+#include "vitlab/train/ema.h"
+
+namespace vitlab {
+
+// Parameters then buffers, by their module path (e.g. "blocks.0.attn.qkv.weight").
+NamedTensors model_tensors(ViT& model);
+
+// `optimizer`/`ema` may be null (a weights-only checkpoint); `progress` is the trainer's state.
+void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Optimizer* optimizer,
+                     const Ema* ema, const json& progress);
+// The directory holding a complete checkpoint at `dir` ("" if none): `dir` itself, or the
+// previous one (`dir`.old) when a crash hit between the two renames of save_checkpoint.
+std::string find_checkpoint(const std::string& dir);
+
+ModelConfig read_checkpoint_config(const std::string& dir);
+// Copies the file's tensors into the model; every name and shape must match, the first
+// mismatch is an Error naming the file and the tensor.
+void load_weights(ViT& model, const std::string& safetensors_path);
+// Builds the model of a checkpoint directory (or a model.safetensors inside one) and loads it.
+ViT load_model(const std::string& path);
+// After load_weights(model, dir/model.safetensors): restores the optimizer and, with EMA, the
+// averaged and raw weights. Returns the trainer's progress JSON.
+json load_train_state(const std::string& dir, ViT& model, torch::optim::Optimizer& optimizer, Ema* ema,
+                      const torch::Device& device);
+
+}  // namespace vitlab

@@ -1,0 +1,67 @@
+#include "vitlab/train/evaluate.h"
+
+#include <chrono>
+
+#include "vitlab/data/loader.h"
+#include "vitlab/device.h"
+
+namespace vitlab {
+
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto device = data.images.device();
+  const int64_t classes = model->cfg.num_classes, k = std::min<int64_t>(5, classes);
+  auto opts = torch::TensorOptions().device(device);
+  auto loss_sum = torch::zeros({}, opts.dtype(torch::kDouble));
+  auto top1 = torch::zeros({}, opts.dtype(torch::kLong)), topk = torch::zeros({}, opts.dtype(torch::kLong));
+  auto confusion = torch::zeros({classes * classes}, opts.dtype(torch::kLong));
+
+  synchronize(device);
+  auto start = std::chrono::steady_clock::now();
+  EpochLoader loader(data, torch::arange(data.size(), torch::kLong), batch_size, /*drop_last=*/false);
+  for (int64_t s = 0; s < loader.steps(); ++s) {
+    auto b = loader.batch(s);
+    auto logits = model->forward(preprocess(b.images, model->cfg)).to(torch::kFloat);  // (b, classes)
+    loss_sum += torch::nll_loss(torch::log_softmax(logits, 1), b.labels, {}, at::Reduction::Sum).to(torch::kDouble);
+    auto pred = std::get<1>(logits.topk(k, 1));                                             // (b, k)
+    auto hit = pred.eq(b.labels.view({-1, 1}));                                         // (b, k)
+    top1 += hit.select(1, 0).sum();
+    topk += hit.any(1).sum();
+    confusion += torch::bincount(b.labels * classes + pred.select(1, 0), {}, classes * classes);
+  }
+  synchronize(device);
+  EvalResult r;
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  r.images = data.size();
+  const double n = std::max<double>(1.0, static_cast<double>(r.images));
+  r.loss = loss_sum.item<double>() / n;
+  r.top1 = 100.0 * top1.item<int64_t>() / n;
+  r.top5 = 100.0 * topk.item<int64_t>() / n;
+  r.confusion = confusion.view({classes, classes}).cpu();
+  r.images_per_s = r.images / std::max(r.seconds, 1e-9);
+  if (was_training) model->train();
+  return r;
+}
+
+json EvalResult::to_json(bool detailed) const {
+  json j{{"images", images}, {"loss", loss}, {"top1", top1}, {"top5", top5},
+         {"seconds", seconds}, {"images_per_s", images_per_s}};
+  if (detailed) {
+    const int64_t classes = confusion.size(0);
+    auto c = confusion.contiguous();
+    json per_class = json::array(), matrix = json::array();
+    for (int64_t i = 0; i < classes; ++i) {
+      auto row = c[i];
+      const int64_t total = row.sum().item<int64_t>();
+      per_class.push_back(total ? 100.0 * row[i].item<int64_t>() / total : 0.0);
+      matrix.push_back(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + classes));
+    }
+    j["per_class_top1"] = per_class;
+    j["confusion"] = matrix;
+  }
+  return j;
+}
+
+}  // namespace vitlab

@@ -1,0 +1,22 @@
+#pragma once
+// Evaluation of a model on a dataset: loss, top-1, top-5, per-class accuracy, confusion matrix.
+#include <torch/torch.h>
+
+#include "vitlab/config.h"
+#include "vitlab/data/dataset.h"
+#include "vitlab/model/vit.h"
+
+namespace vitlab {
+
+struct EvalResult {
+  int64_t images = 0;
+  double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent
+  torch::Tensor confusion;              // (classes, classes) int64, rows = true class
+  double seconds = 0, images_per_s = 0;
+  json to_json(bool detailed) const;    // detailed: per-class accuracy and the confusion matrix
+};
+
+// `data` must already be on the model's device. Runs in eval mode without gradients.
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size);
+
+}  // namespace vitlab

@@ -1,0 +1,224 @@
+#include "vitlab/train/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+
+#include "vitlab/analysis/accounting.h"
+#include "vitlab/data/augment.h"
+#include "vitlab/data/dataset.h"
+#include "vitlab/data/loader.h"
+#include "vitlab/device.h"
+#include "vitlab/error.h"
+#include "vitlab/io/files.h"
+#include "vitlab/model/vit.h"
+#include "vitlab/results/run_record.h"
+#include "vitlab/train/checkpoint.h"
+#include "vitlab/train/ema.h"
+#include "vitlab/train/evaluate.h"
+#include "vitlab/train/optim.h"
+#include "vitlab/train/progress.h"
+
+namespace fs = std::filesystem;
+
+namespace vitlab {
+namespace {
+
+// splitmix64: decorrelated seeds for (run seed, stream, index).
+uint64_t mix_seed(uint64_t seed, uint64_t stream, uint64_t index) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + index + 1;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+enum Stream : uint64_t { kInit = 1, kShuffle = 2, kStep = 3 };
+
+// The recorded config of an existing run must equal the requested one; the thread count and
+// device may change between sessions.
+void check_same_run(const std::string& path, const RunConfig& cfg) {
+  json before = to_json(run_from_json(read_json_file(path)));
+  json now = to_json(cfg);
+  for (auto* j : {&before, &now}) {
+    (*j)["train"].erase("threads");
+    (*j)["train"].erase("device");
+  }
+  json patch = json::diff(before, now);
+  if (!patch.empty()) {
+    const auto& op = patch[0];
+    std::string key = op["path"].get<std::string>().substr(1);
+    std::replace(key.begin(), key.end(), '/', '.');
+    fail("--resume: ", key, " differs from the run recorded in ", path,
+         op.contains("value") ? " (now " + op["value"].dump() + ")" : std::string(""));
+  }
+}
+
+torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return -(targets * torch::log_softmax(logits.to(torch::kFloat), 1)).sum(1).mean();
+}
+
+}  // namespace
+
+json train(const TrainRequest& req) {
+  const RunConfig& cfg = req.cfg;
+  cfg.validate();
+  const TrainConfig& tc = cfg.train;
+  const int threads = configure_threads(tc.threads);
+  const torch::Device device = resolve_device(tc.device);
+
+  ensure_directory(req.out_dir, "--out");
+  const std::string config_path = (fs::path(req.out_dir) / "run_config.json").string();
+  const std::string ckpt_dir = (fs::path(req.out_dir) / "checkpoint").string();
+  if (fs::exists(config_path)) {
+    if (!req.resume)
+      fail("--out ", req.out_dir, ": already holds a run; pass --resume to continue it or choose another directory");
+    check_same_run(config_path, cfg);
+  }
+  atomic_write(config_path, to_json(cfg).dump(2) + "\n");
+
+  Splits data = load_data(cfg.data);
+  if (data.train.size() == 0) fail("data.spec: '", cfg.data.spec, "' has no training split");
+  check_data_fits_model(data, cfg.model);
+  const Dataset train_d = to_device(data.train, device), val_d = to_device(data.val, device),
+                test_d = to_device(data.test, device);
+
+  torch::manual_seed(mix_seed(tc.seed, kInit, 0));
+  ViT model(cfg.model);
+  model->to(device);
+  auto optimizer = make_optimizer(model, tc);
+  std::unique_ptr<Ema> ema;
+  ViT eval_model = model;  // the EMA, when on, is evaluated through a second model
+  if (tc.ema_decay > 0) {
+    ema = std::make_unique<Ema>(model, tc.ema_decay);
+    eval_model = ViT(cfg.model);
+    eval_model->to(device);
+  }
+
+  json progress{{"epoch", 0}, {"history", json::array()}, {"best_top1", -1.0}, {"best_epoch", 0},
+                {"train_seconds", 0.0}, {"train_images", 0}};
+  if (req.resume) {
+    const std::string found = find_checkpoint(ckpt_dir);
+    if (!found.empty()) {
+      load_weights(model, (fs::path(found) / "model.safetensors").string());
+      progress = load_train_state(found, model, *optimizer, ema.get(), device);
+      std::printf("resuming %s after epoch %d\n", req.out_dir.c_str(), progress["epoch"].get<int>());
+    }
+  }
+
+  const int64_t n_train = train_d.size(), batch = tc.batch_size;
+  const int64_t steps_per_epoch = n_train / batch;
+  if (steps_per_epoch == 0)
+    fail("train.batch_size: ", batch, " is larger than the ", n_train, " training images");
+  const int64_t total_steps = steps_per_epoch * tc.epochs;
+  const int64_t warmup = std::llround(tc.warmup_epochs * steps_per_epoch);
+  Progress bar;
+  reset_peak_memory(device);
+
+  for (int epoch = progress["epoch"].get<int>(); epoch < tc.epochs; ++epoch) {
+    torch::manual_seed(mix_seed(tc.seed, kShuffle, epoch));
+    EpochLoader loader(train_d, torch::randperm(n_train, torch::kLong), batch, /*drop_last=*/true);
+    model->train();
+    auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+    auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
+    double lr = tc.lr;
+    synchronize(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      const int64_t step = epoch * steps_per_epoch + s;
+      torch::manual_seed(mix_seed(tc.seed, kStep, step));  // augmentation, dropout, drop-path
+      lr = lr_at(step, total_steps, warmup, tc);
+      set_lr(*optimizer, lr);
+      const Dataset b = loader.batch(s);
+      const Batch in = augment_batch(b.images, b.labels, cfg.model, tc);
+      auto logits = model->forward(in.x);
+      auto loss = soft_cross_entropy(logits, in.targets);
+      optimizer->zero_grad();
+      loss.backward();
+      if (tc.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), tc.grad_clip);
+      optimizer->step();
+      if (ema) ema->update(model);
+      {
+        torch::NoGradGuard no_grad;
+        loss_sum += loss.detach().to(torch::kDouble);
+        correct += logits.argmax(1).eq(b.labels).sum();
+      }
+      if (bar.due()) {  // the only host synchronisation inside the epoch, and only on a terminal
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double ips = (s + 1) * batch / secs;
+        const double left = (total_steps - step - 1) * batch / ips;
+        char line[256];
+        std::snprintf(line, sizeof line, "epoch %d/%d  step %lld/%lld  loss %.4f  top1 %.2f%%  %.0f img/s  ETA %s",
+                      epoch + 1, tc.epochs, static_cast<long long>(s + 1), static_cast<long long>(steps_per_epoch),
+                      loss_sum.item<double>() / (s + 1), 100.0 * correct.item<int64_t>() / ((s + 1) * batch), ips,
+                      format_duration(left).c_str());
+        bar.update(line);
+      }
+    }
+    synchronize(device);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double train_loss = loss_sum.item<double>() / steps_per_epoch;
+    const double train_top1 = 100.0 * correct.item<int64_t>() / (steps_per_epoch * batch);
+
+    if (ema) ema->copy_to(eval_model);
+    json row{{"epoch", epoch + 1}, {"lr", lr}, {"train_loss", train_loss}, {"train_top1", train_top1},
+             {"val_loss", nullptr}, {"val_top1", nullptr}, {"images_per_s", steps_per_epoch * batch / secs},
+             {"seconds", secs}};
+    std::string val_text;
+    if (val_d.size() > 0) {
+      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size);
+      row["val_loss"] = val.loss;
+      row["val_top1"] = val.top1;
+      if (val.top1 > progress["best_top1"].get<double>()) {
+        progress["best_top1"] = val.top1;
+        progress["best_epoch"] = epoch + 1;
+      }
+      char buf[96];
+      std::snprintf(buf, sizeof buf, "  val loss %.4f top1 %.2f%%", val.loss, val.top1);
+      val_text = buf;
+    }
+    progress["history"].push_back(row);
+    progress["epoch"] = epoch + 1;
+    progress["train_seconds"] = progress["train_seconds"].get<double>() + secs;
+    progress["train_images"] = progress["train_images"].get<int64_t>() + steps_per_epoch * batch;
+    save_checkpoint(ckpt_dir, model, optimizer.get(), ema.get(), progress);
+
+    char line[320];
+    std::snprintf(line, sizeof line, "epoch %3d/%d  lr %.2e  train loss %.4f top1 %.2f%%%s  %.0f img/s  %.1fs",
+                  epoch + 1, tc.epochs, lr, train_loss, train_top1, val_text.c_str(), steps_per_epoch * batch / secs,
+                  secs);
+    bar.epoch_done(line);
+  }
+
+  if (ema) ema->copy_to(eval_model);
+  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size);
+  const double train_seconds = progress["train_seconds"].get<double>();
+  json acct = accounting_json(eval_model);
+  json data_record = data.describe();
+  data_record["spec"] = cfg.data.spec;
+  json record{
+      {"schema", kRunSchema},
+      {"run_id", fs::path(req.out_dir).lexically_normal().filename().string()},
+      {"created", utc_timestamp()},
+      {"git_commit", git_commit()},
+      {"host", host_record(device, threads)},
+      {"model", to_json(cfg.model)},
+      {"data", data_record},
+      {"train", to_json(tc)},
+      {"params", acct["params"]},
+      {"flops_per_image", acct["flops_per_image"]},
+      {"kv_floats_per_token", acct["kv_floats_per_token"]},
+      {"attention", acct["attention"]},
+      {"metrics", {{"top1", test.top1}, {"top5", test.top5}, {"loss", test.loss},
+                   {"best_top1", progress["best_epoch"] == 0 ? json(nullptr) : progress["best_top1"]},
+                   {"best_epoch", progress["best_epoch"] == 0 ? json(nullptr) : progress["best_epoch"]}}},
+      {"history", progress["history"]},
+      {"timing", {{"train_seconds", train_seconds},
+                  {"images_per_s", train_seconds > 0 ? progress["train_images"].get<int64_t>() / train_seconds : 0.0},
+                  {"test_images_per_s", test.images_per_s},
+                  {"peak_device_bytes", peak_memory_bytes(device)}}},
+      {"checkpoint", fs::path(ckpt_dir).string()}};
+  write_result(req.out_dir, record);
+  return record;
+}
+
+}  // namespace vitlab

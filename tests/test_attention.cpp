@@ -1,0 +1,123 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "vitlab/attention/mha.h"
+#include "vitlab/attention/registry.h"
+#include "vitlab/attention/sdpa.h"
+#include "vitlab/compat.h"
+#include "vitlab/error.h"
+
+using namespace vitlab;
+
+namespace {
+
+// Hand-written MHA in float64: per batch element and head, explicit softmax.
+torch::Tensor reference_mha(const torch::Tensor& x, MhaImpl& m) {
+  const int64_t B = x.size(0), N = x.size(1), h = m.dims.heads, dh = m.dims.head_dim, inner = h * dh;
+  auto W = m.qkv->weight;  // (3 inner, d)
+  auto bias = m.qkv->bias.defined() ? m.qkv->bias : torch::zeros({3 * inner}, x.options());
+  auto out = torch::zeros({B, N, inner}, x.options());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < h; ++i) {
+      auto rows = [&](int64_t which) { return W.slice(0, which * inner + i * dh, which * inner + (i + 1) * dh); };
+      auto bs = [&](int64_t which) { return bias.slice(0, which * inner + i * dh, which * inner + (i + 1) * dh); };
+      auto q = x[b].matmul(rows(0).t()) + bs(0);  // (N, dh)
+      auto k = x[b].matmul(rows(1).t()) + bs(1);
+      auto v = x[b].matmul(rows(2).t()) + bs(2);
+      for (int64_t r = 0; r < N; ++r) {
+        std::vector<double> s(N);
+        double mx = -1e300, z = 0;
+        for (int64_t c = 0; c < N; ++c) {
+          s[c] = (q[r] * k[c]).sum().item<double>() / std::sqrt(double(dh));
+          mx = std::max(mx, s[c]);
+        }
+        for (auto& e : s) z += (e = std::exp(e - mx));
+        auto acc = torch::zeros({dh}, x.options());
+        for (int64_t c = 0; c < N; ++c) acc += v[c] * (s[c] / z);
+        out[b][r].slice(0, i * dh, (i + 1) * dh).copy_(acc);
+      }
+    }
+  return out.matmul(m.proj->weight.t()) + m.proj->bias;
+}
+
+}  // namespace
+
+TEST(Mha, MatchesHandWrittenFloat64Reference) {
+  for (bool bias : {true, false}) {
+    auto m = std::make_shared<MhaImpl>(AttentionDims{12, 3, 4, bias});
+    m->to(torch::kDouble);
+    torch::NoGradGuard no_grad;
+    auto x = torch::randn({2, 5, 12}, torch::kDouble);
+    auto y = m->forward(x);
+    auto ref = reference_mha(x, *m);
+    EXPECT_LE(((y - ref).norm() / ref.norm()).item<double>(), 1e-12);
+  }
+}
+
+TEST(Mha, HeadDimIndependentOfWidth) {
+  auto m = std::make_shared<MhaImpl>(AttentionDims{10, 2, 7, true});
+  m->to(torch::kDouble);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 4, 10}, torch::kDouble);
+  EXPECT_LE(((m->forward(x) - reference_mha(x, *m)).norm()).item<double>(), 1e-12);
+  int64_t numel = 0;
+  for (const auto& p : m->parameters()) numel += p.numel();
+  EXPECT_EQ(m->parameter_count(), numel);
+  EXPECT_EQ(numel, 4 * 10 * 14 + 3 * 14 + 10);
+}
+
+TEST(Mha, GradientsMatchFiniteDifferences) {
+  auto m = std::make_shared<MhaImpl>(AttentionDims{6, 2, 3, true});
+  m->to(torch::kDouble);
+  auto x = torch::randn({2, 4, 6}, torch::kDouble).requires_grad_(true);
+  auto r = torch::randn({2, 4, 6}, torch::kDouble);
+  auto f = [&] { return (m->forward(x) * r).sum(); };
+  f().backward();
+  const double eps = 1e-6;
+  for (torch::Tensor t : {x, m->qkv->weight, m->qkv->bias, m->proj->weight}) {
+    auto grad = t.grad().clone();
+    auto flat = t.detach().view({-1});
+    for (int64_t i = 0; i < flat.numel(); i += 5) {
+      torch::NoGradGuard no_grad;
+      const double orig = flat[i].item<double>();
+      flat[i] = orig + eps;
+      const double up = f().item<double>();
+      flat[i] = orig - eps;
+      const double down = f().item<double>();
+      flat[i] = orig;
+      EXPECT_NEAR(grad.view({-1})[i].item<double>(), (up - down) / (2 * eps), 1e-7);
+    }
+  }
+}
+
+TEST(Sdpa, ComposedEqualsSoftmaxDefinition) {
+  auto q = torch::randn({2, 3, 5, 4}, torch::kDouble), k = torch::randn({2, 3, 6, 4}, torch::kDouble);
+  auto v = torch::randn({2, 3, 6, 7}, torch::kDouble);
+  auto p = torch::exp(q.matmul(k.transpose(-2, -1)) * 0.3);
+  auto expected = (p / p.sum(-1, true)).matmul(v);
+  EXPECT_TRUE(torch::allclose(sdpa_composed(q, k, v, 0.3), expected, 1e-12, 1e-12));
+}
+
+TEST(Sdpa, FusedEqualsComposed) {
+  if (!compat::kHasFusedSdpa) GTEST_SKIP() << "LibTorch " << TORCH_VERSION << " has no fused SDPA (needs 2.x)";
+  auto q = torch::randn({2, 3, 5, 8}), k = torch::randn({2, 3, 9, 8}), v = torch::randn({2, 3, 9, 8});
+  EXPECT_TRUE(torch::allclose(sdpa(q, k, v, 0.25), sdpa_composed(q, k, v, 0.25), 1e-5, 1e-5));
+}
+
+TEST(Registry, UnknownNamesAndOptionsAreErrors) {
+  AttentionDims dims{8, 2, 4, true};
+  EXPECT_NE(make_attention({"mha", json::object()}, dims), nullptr);
+  try {
+    make_attention({"flash9", json::object()}, dims);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "model.attention.name: unknown attention 'flash9' (known: mha)");
+  }
+  try {
+    make_attention({"mha", json{{"kv_heads", 2}}}, dims);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.attention.kv_heads: unknown option"), std::string::npos);
+  }
+}

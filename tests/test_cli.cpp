@@ -1,0 +1,162 @@
+// The apps as a user runs them: --help, one-line errors for bad input, and kill -9 + --resume.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "test_util.h"
+#include "vitlab/config.h"
+#include "vitlab/io/files.h"
+
+using namespace vitlab;
+using vitlab::test::Output;
+using vitlab::test::run;
+using vitlab::test::TempDir;
+using vitlab::test::write_file;
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kTrain = VIT_TRAIN, kEval = VIT_EVAL, kInfo = VIT_INFO;
+
+// A small synthetic run (seconds per epoch on one thread).
+json tiny_config(int epochs) {
+  return json{{"model", {{"image_size", 16}, {"patch_size", 4}, {"dim", 32}, {"depth", 2}, {"heads", 2}}},
+              {"data", {{"spec", "synthetic"}, {"val_size", 300},
+                        {"synthetic", {{"image_size", 16}, {"train", 3000}, {"test", 500}}}}},
+              {"train", {{"epochs", epochs}, {"batch_size", 32}, {"lr", 3e-3}, {"threads", 1}, {"ema_decay", 0.9},
+                         {"augment", {{"mixup_alpha", 0.2}}}}}};
+}
+
+// A failed command: non-zero exit, exactly one line "APP: error: ..." that contains `what`.
+void expect_one_line_error(const Output& o, const std::string& app, const std::string& what) {
+  EXPECT_NE(o.status, 0) << o.text;
+  EXPECT_LT(o.status, 128) << "killed by a signal: " << o.text;
+  EXPECT_EQ(o.text.rfind(app + ": error: ", 0), 0u) << o.text;
+  EXPECT_EQ(std::count(o.text.begin(), o.text.end(), '\n'), 1) << o.text;
+  EXPECT_NE(o.text.find(what), std::string::npos) << o.text;
+}
+
+json without_timing(json r) {
+  for (auto& row : r["history"]) row.erase("seconds"), row.erase("images_per_s");
+  return json{{"metrics", r["metrics"]}, {"history", r["history"]}, {"params", r["params"]}};
+}
+
+}  // namespace
+
+TEST(Cli, HelpExitsZero) {
+  for (const auto& app : {kTrain, kEval, kInfo}) {
+    Output o = run(app + " --help");
+    EXPECT_EQ(o.status, 0) << app;
+    EXPECT_NE(o.text.find("--"), std::string::npos);
+  }
+}
+
+TEST(Cli, InfoPrintsTheBreakdown) {
+  Output o = run(kInfo + " --set model.preset=vit-tiny --json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  json j = json::parse(o.text);
+  EXPECT_EQ(j["model"]["dim"], 192);
+  EXPECT_EQ(j["params"]["attention_per_layer"], 4 * 192 * 192 + 4 * 192);
+  Output table = run(kInfo);
+  EXPECT_NE(table.text.find("forward FLOPs per image"), std::string::npos);
+}
+
+TEST(Cli, BadConfigsAreOneLineErrors) {
+  TempDir dir;
+  auto with_config = [&](const json& j) {
+    write_file(dir / "c.json", j.dump());
+    return run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "out");
+  };
+  expect_one_line_error(with_config({{"model", {{"depht", 2}}}}), "vit_train", "model.depht: unknown key");
+  expect_one_line_error(with_config({{"train", {{"epochs", "ten"}}}}), "vit_train",
+                        "train.epochs: expected an integer");
+  expect_one_line_error(with_config({{"model", {{"attention", "flash9"}}}}), "vit_train",
+                        "unknown attention 'flash9'");
+  expect_one_line_error(with_config({{"model", {{"patch_size", 5}}}}), "vit_train",
+                        "model.patch_size: 5 does not divide model.image_size=28");
+  write_file(dir / "c.json", "{\"model\": {");
+  expect_one_line_error(run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "out"), "vit_train",
+                        dir / "c.json" + ": invalid JSON");
+  EXPECT_FALSE(fs::exists(dir / "out/result.json"));
+}
+
+TEST(Cli, BadDataAreOneLineErrors) {
+  TempDir dir;
+  fs::create_directories(dir / "idx");
+  write_file(dir / "idx/train-images-idx3-ubyte", std::string("\0\0\x08\x03\0\0\0\x05", 8));
+  write_file(dir / "idx/train-labels-idx1-ubyte", "");
+  expect_one_line_error(run(kTrain + " --data idx:" + dir / "idx" + " --out " + dir / "o1"), "vit_train",
+                        dir / "idx/train-images-idx3-ubyte: truncated file");
+  expect_one_line_error(run(kTrain + " --data idx:" + dir / "nothing/" + " --out " + dir / "o2"), "vit_train",
+                        "missing file");
+  fs::create_directories(dir / "cifar");
+  for (int i = 1; i <= 5; ++i) write_file(dir / ("cifar/data_batch_" + std::to_string(i) + ".bin"), "garbage");
+  write_file(dir / "cifar/test_batch.bin", "garbage");
+  expect_one_line_error(run(kTrain + " --data cifar10:" + dir / "cifar" + " --out " + dir / "o3"), "vit_train",
+                        "data_batch_1.bin: 7 bytes is not a whole number");
+  EXPECT_FALSE(fs::exists(dir / "o1/result.json"));
+  EXPECT_FALSE(fs::exists(dir / "o3/checkpoint"));
+}
+
+TEST(Cli, UnwritableOutAndBadCheckpoint) {
+  TempDir dir;
+  write_file(dir / "file", "x");
+  expect_one_line_error(run(kTrain + " --data synthetic --out " + dir / "file/sub"), "vit_train", "--out");
+  expect_one_line_error(run(kEval + " --checkpoint " + dir / "nothing"), "vit_eval", "no such checkpoint");
+  // a checkpoint whose tensors do not match its config
+  fs::create_directories(dir / "ck");
+  write_file(dir / "c.json", tiny_config(1).dump());
+  ASSERT_EQ(run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "run").status, 0);
+  json cfg = read_json_file(dir / "run/checkpoint/config.json");
+  cfg["depth"] = 3;
+  write_file(dir / "run/checkpoint/config.json", cfg.dump());
+  expect_one_line_error(run(kEval + " --checkpoint " + dir / "run/checkpoint"), "vit_eval",
+                        "missing tensor 'blocks.2.norm1.weight'");
+  expect_one_line_error(run(kTrain + " --out " + dir / "x" + " --device cuda:7 --data synthetic"), "vit_train",
+                        "train.device");
+}
+
+TEST(Cli, KilledRunResumesToTheSameResult) {
+  TempDir dir;
+  write_file(dir / "c.json", tiny_config(6).dump());
+  const std::string args = " --config " + dir / "c.json" + " --out ";
+  ASSERT_EQ(run(kTrain + args + dir / "full").status, 0);
+  json full = read_json_file(dir / "full/result.json");
+
+  // Start the same run, kill -9 it once its first checkpoint exists, then resume it.
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    dup2(null, 1), dup2(null, 2);
+    execl(kTrain.c_str(), kTrain.c_str(), "--config", (dir / "c.json").c_str(), "--out", (dir / "killed").c_str(),
+          nullptr);
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (!fs::exists(dir / "killed/checkpoint/train_state.pt") && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  ASSERT_FALSE(fs::exists(dir / "killed/result.json"));
+
+  Output resumed = run(kTrain + args + dir / "killed --resume");
+  ASSERT_EQ(resumed.status, 0) << resumed.text;
+  EXPECT_NE(resumed.text.find("resuming"), std::string::npos);
+  json back = read_json_file(dir / "killed/result.json");
+  EXPECT_EQ(without_timing(back), without_timing(full));
+
+  // The checkpoint evaluates to the recorded test metrics.
+  Output ev = run(kEval + " --checkpoint " + dir / "killed/checkpoint" + " --out " + dir / "eval.json");
+  ASSERT_EQ(ev.status, 0) << ev.text;
+  json e = read_json_file(dir / "eval.json");
+  EXPECT_EQ(e["metrics"]["top1"], full["metrics"]["top1"]);
+  EXPECT_EQ(e["metrics"]["confusion"].size(), 10u);
+}

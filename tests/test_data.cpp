@@ -1,0 +1,277 @@
+#include <gtest/gtest.h>
+#include <zlib.h>
+
+#include <filesystem>
+
+#include "test_util.h"
+#include "vitlab/data/augment.h"
+#include "vitlab/data/dataset.h"
+#include "vitlab/error.h"
+
+#ifdef VITLAB_HAVE_OPENCV
+#include <opencv2/imgcodecs.hpp>
+#endif
+
+using namespace vitlab;
+using vitlab::test::TempDir;
+using vitlab::test::write_file;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string be32(uint32_t v) {
+  return {char(v >> 24), char((v >> 16) & 0xff), char((v >> 8) & 0xff), char(v & 0xff)};
+}
+
+std::string idx_images(const torch::Tensor& img) {  // (N, H, W) uint8
+  std::string s = be32(0x803) + be32(img.size(0)) + be32(img.size(1)) + be32(img.size(2));
+  auto c = img.contiguous();
+  return s + std::string(reinterpret_cast<const char*>(c.data_ptr()), c.numel());
+}
+
+std::string idx_labels(const torch::Tensor& lab) {  // (N) uint8
+  auto c = lab.contiguous();
+  return be32(0x801) + be32(lab.size(0)) + std::string(reinterpret_cast<const char*>(c.data_ptr()), c.numel());
+}
+
+void write_gz(const std::string& path, const std::string& bytes) {
+  gzFile f = gzopen(path.c_str(), "wb");
+  gzwrite(f, bytes.data(), bytes.size());
+  gzclose(f);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+struct IdxFixture {
+  torch::Tensor train_x = torch::randint(256, {20, 6, 5}, torch::kUInt8);
+  torch::Tensor train_y = torch::randint(4, {20}, torch::kUInt8);
+  torch::Tensor test_x = torch::randint(256, {7, 6, 5}, torch::kUInt8);
+  torch::Tensor test_y = torch::randint(4, {7}, torch::kUInt8);
+  void write(const std::string& prefix, bool gz) {
+    auto w = [&](const std::string& name, const std::string& bytes) {
+      gz ? write_gz(prefix + name + ".gz", bytes) : write_file(prefix + name, bytes);
+    };
+    w("train-images-idx3-ubyte", idx_images(train_x));
+    w("train-labels-idx1-ubyte", idx_labels(train_y));
+    w("t10k-images-idx3-ubyte", idx_images(test_x));
+    w("t10k-labels-idx1-ubyte", idx_labels(test_y));
+  }
+  void check(const Splits& s) {
+    EXPECT_TRUE(torch::equal(s.train.images.squeeze(1), train_x));
+    EXPECT_TRUE(torch::equal(s.train.labels, train_y.to(torch::kLong)));
+    EXPECT_TRUE(torch::equal(s.test.images.squeeze(1), test_x));
+    EXPECT_TRUE(torch::equal(s.test.labels, test_y.to(torch::kLong)));
+    EXPECT_EQ(s.train.images.sizes(), (std::vector<int64_t>{20, 1, 6, 5}));
+  }
+};
+
+}  // namespace
+
+TEST(Data, IdxPlainAndGzip) {
+  for (bool gz : {false, true}) {
+    TempDir dir;
+    IdxFixture f;
+    f.write(dir.path + "/", gz);
+    f.check(load_idx(dir.path));
+    // through a spec, with a validation split off the end of train
+    DataConfig c;
+    c.spec = "idx:" + dir.path;
+    c.val_size = 5;
+    Splits s = load_data(c);
+    EXPECT_EQ(s.train.size(), 15);
+    EXPECT_EQ(s.val.size(), 5);
+    EXPECT_TRUE(torch::equal(s.val.images.squeeze(1), f.train_x.slice(0, 15)));
+  }
+}
+
+TEST(Data, IdxFilePrefix) {
+  TempDir dir;
+  IdxFixture f;
+  f.write(dir / "emnist-x-", true);
+  f.check(load_idx(dir / "emnist-x-"));
+}
+
+TEST(Data, IdxBrokenFilesAreNamed) {
+  TempDir dir;
+  IdxFixture f;
+  f.write(dir.path + "/", false);
+  const std::string images = dir / "train-images-idx3-ubyte";
+  const std::string full = idx_images(f.train_x);
+  write_file(images, full.substr(0, full.size() - 7));  // truncated
+  EXPECT_EQ(error_of([&] { load_idx(dir.path); }), images + ": truncated file while reading the data");
+  write_file(images, be32(0x1234) + full.substr(4));  // bad magic
+  EXPECT_NE(error_of([&] { load_idx(dir.path); }).find(images + ": not an IDX file"), std::string::npos);
+  write_file(images, full + "xx");  // trailing garbage
+  EXPECT_NE(error_of([&] { load_idx(dir.path); }).find("trailing bytes"), std::string::npos);
+  fs::remove(images);  // missing
+  EXPECT_NE(error_of([&] { load_idx(dir.path); }).find("missing file " + dir.path + "/train-images-idx3-ubyte"),
+            std::string::npos);
+  // a gzip stream with a corrupted body
+  write_gz(images + ".gz", full);
+  std::string gz = vitlab::test::run("cat " + images + ".gz").text;
+  for (size_t i = 20; i < gz.size() - 8; i += 3) gz[i] = static_cast<char>(gz[i] ^ 0x5a);
+  write_file(images + ".gz", gz);
+  EXPECT_NE(error_of([&] { load_idx(dir.path); }).find(images + ".gz: "), std::string::npos);
+  // labels that disagree with the images
+  write_file(images, full);
+  fs::remove(images + ".gz");
+  write_file(dir / "train-labels-idx1-ubyte", idx_labels(f.train_y.slice(0, 10)));
+  EXPECT_NE(error_of([&] { load_idx(dir.path); }).find("has 10 labels but"), std::string::npos);
+}
+
+static std::string cifar_records(const torch::Tensor& x, const torch::Tensor& y, int label_bytes) {
+  std::string s;
+  for (int64_t i = 0; i < x.size(0); ++i) {
+    if (label_bytes == 2) s += char(y[i].item<int>() / 5);  // coarse label
+    s += char(y[i].item<int>());
+    auto c = x[i].contiguous();
+    s.append(reinterpret_cast<const char*>(c.data_ptr()), 3072);
+  }
+  return s;
+}
+
+TEST(Data, Cifar10And100) {
+  for (int classes : {10, 100}) {
+    TempDir dir;
+    std::vector<torch::Tensor> xs, ys;
+    auto make = [&](const std::string& name, int n) {
+      auto x = torch::randint(256, {n, 3, 32, 32}, torch::kUInt8);
+      auto y = torch::randint(classes, {n}, torch::kLong);
+      write_file(dir / name, cifar_records(x, y, classes == 10 ? 1 : 2));
+      return std::make_pair(x, y);
+    };
+    std::vector<std::pair<torch::Tensor, torch::Tensor>> train;
+    if (classes == 10)
+      for (int i = 1; i <= 5; ++i) train.push_back(make("data_batch_" + std::to_string(i) + ".bin", 3));
+    else
+      train.push_back(make("train.bin", 15));
+    auto test = make(classes == 10 ? "test_batch.bin" : "test.bin", 4);
+    Splits s = load_cifar(dir.path, classes);
+    std::vector<torch::Tensor> tx, ty;
+    for (auto& [x, y] : train) tx.push_back(x), ty.push_back(y);
+    EXPECT_TRUE(torch::equal(s.train.images, torch::cat(tx)));
+    EXPECT_TRUE(torch::equal(s.train.labels, torch::cat(ty)));
+    EXPECT_TRUE(torch::equal(s.test.images, test.first));
+    EXPECT_TRUE(torch::equal(s.test.labels, test.second));
+    EXPECT_EQ(s.num_classes, classes);
+  }
+}
+
+TEST(Data, CifarBrokenFilesAreNamed) {
+  TempDir dir;
+  auto x = torch::randint(256, {2, 3, 32, 32}, torch::kUInt8);
+  write_file(dir / "train.bin", cifar_records(x, torch::tensor({1, 2}), 2));
+  write_file(dir / "test.bin", cifar_records(x, torch::tensor({1, 2}), 2).substr(0, 5000));  // truncated
+  EXPECT_NE(error_of([&] { load_cifar(dir.path, 100); }).find(dir / "test.bin" + ": 5000 bytes is not a whole number"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_cifar(dir.path, 10); }).find("data_batch_1.bin: missing"), std::string::npos);
+  std::string bad = cifar_records(x, torch::tensor({1, 2}), 2);
+  bad[1] = char(150);  // fine label out of range
+  write_file(dir / "test.bin", bad);
+  EXPECT_NE(error_of([&] { load_cifar(dir.path, 100); }).find("has label 150"), std::string::npos);
+}
+
+TEST(Data, SyntheticIsSeededAndShaped) {
+  SyntheticConfig c;
+  c.train = 100, c.test = 30, c.classes = 5, c.image_size = 12, c.channels = 3;
+  Splits a = make_synthetic(c), b = make_synthetic(c);
+  EXPECT_TRUE(torch::equal(a.train.images, b.train.images));
+  EXPECT_TRUE(torch::equal(a.test.labels, b.test.labels));
+  EXPECT_EQ(a.train.images.sizes(), (std::vector<int64_t>{100, 3, 12, 12}));
+  c.seed = 99;
+  EXPECT_FALSE(torch::equal(make_synthetic(c).train.images, a.train.images));
+}
+
+TEST(Data, UnknownSpecAndFitChecks) {
+  DataConfig c;
+  c.spec = "imagenet";
+  EXPECT_NE(error_of([&] { load_data(c); }).find("data.spec: unknown dataset 'imagenet'"), std::string::npos);
+  c.spec = "synthetic";
+  c.val_size = 100;
+  Splits s = load_data(c);
+  ModelConfig m;
+  m.in_chans = 3;
+  EXPECT_NE(error_of([&] { check_data_fits_model(s, m); }).find("set model.in_chans=1"), std::string::npos);
+  c.image_size = 14;  // resize on load
+  EXPECT_EQ(load_data(c).train.images.size(3), 14);
+}
+
+TEST(Augment, CropIsAShiftedWindowOfThePaddedImage) {
+  torch::manual_seed(3);
+  auto x = torch::randint(1, 256, {16, 2, 7, 9}, torch::kUInt8);
+  auto y = random_crop(x, 2);
+  ASSERT_EQ(y.sizes(), x.sizes());
+  auto padded = torch::nn::functional::pad(x, torch::nn::functional::PadFuncOptions({2, 2, 2, 2}));
+  for (int64_t i = 0; i < 16; ++i) {
+    bool found = false;
+    for (int dy = 0; dy <= 4 && !found; ++dy)
+      for (int dx = 0; dx <= 4 && !found; ++dx)
+        found = torch::equal(padded[i].slice(1, dy, dy + 7).slice(2, dx, dx + 9), y[i]);
+    EXPECT_TRUE(found) << "image " << i;
+  }
+}
+
+TEST(Augment, MixedTargetsStayDistributions) {
+  torch::manual_seed(0);
+  ModelConfig m;
+  TrainConfig t;
+  t.augment.mixup_alpha = 0.8;
+  t.augment.cutmix_alpha = 1.0;
+  t.augment.flip = true;
+  auto images = torch::randint(256, {8, 1, 28, 28}, torch::kUInt8);
+  auto labels = torch::randint(10, {8}, torch::kLong);
+  for (int i = 0; i < 10; ++i) {
+    Batch b = augment_batch(images, labels, m, t);
+    EXPECT_EQ(b.x.sizes(), images.sizes());
+    EXPECT_TRUE(torch::allclose(b.targets.sum(1), torch::ones({8})));
+    EXPECT_GE(b.targets.min().item<float>(), 0.0f);
+  }
+  auto s = smooth_targets(torch::tensor({2}), 4, 0.1);
+  EXPECT_TRUE(torch::allclose(s, torch::tensor({{0.025f, 0.025f, 0.925f, 0.025f}})));
+}
+
+#ifdef VITLAB_HAVE_OPENCV
+TEST(Data, ImageFolderPngAndJpeg) {
+  TempDir dir;
+  std::vector<cv::Mat> written;
+  for (const char* split : {"train", "val"})
+    for (const char* cls : {"cat", "dog"}) {
+      fs::create_directories(dir / (std::string(split) + "/" + cls));
+      for (int i = 0; i < 3; ++i) {
+        cv::Mat img(10, 12, CV_8UC3, cv::Scalar(10 * i, 100, cls[0] == 'c' ? 30 : 200));
+        const std::string ext = i == 2 ? ".jpg" : ".png";
+        cv::imwrite(dir / (std::string(split) + "/" + cls + "/" + std::to_string(i) + ext), img);
+      }
+    }
+  DataConfig c;
+  c.workers = 2;
+  Splits s = load_image_folder(dir.path, c);
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat", "dog"}));
+  EXPECT_EQ(s.train.images.sizes(), (std::vector<int64_t>{6, 3, 10, 12}));
+  EXPECT_EQ(s.test.size(), 6);
+  EXPECT_TRUE(torch::equal(s.train.labels, torch::tensor({0, 0, 0, 1, 1, 1})));
+  // PNG is lossless: RGB order, pixel values exact (OpenCV wrote B=10i, G=100, R=30 for cats).
+  EXPECT_EQ(s.train.images[1][0][0][0].item<int>(), 30);
+  EXPECT_EQ(s.train.images[1][1][0][0].item<int>(), 100);
+  EXPECT_EQ(s.train.images[1][2][0][0].item<int>(), 10);
+  // gray
+  c.channels = 1;
+  EXPECT_EQ(load_image_folder(dir.path, c).train.images.size(1), 1);
+  // mixed sizes: an error that names the file, or a resize when asked
+  cv::imwrite(dir / "train/dog/big.png", cv::Mat(20, 20, CV_8UC3, cv::Scalar(1, 2, 3)));
+  c.channels = 0;
+  EXPECT_NE(error_of([&] { load_image_folder(dir.path, c); }).find("big.png: image is 20x20"), std::string::npos);
+  c.image_size = 16;
+  EXPECT_EQ(load_image_folder(dir.path, c).train.images.sizes(), (std::vector<int64_t>{7, 3, 16, 16}));
+  // an unreadable image
+  write_file(dir / "train/cat/broken.png", "not a png at all");
+  EXPECT_NE(error_of([&] { load_image_folder(dir.path, c); }).find("broken.png: unreadable image"), std::string::npos);
+}
+#endif

@@ -1,0 +1,100 @@
+#include <gtest/gtest.h>
+
+#include "vitlab/analysis/accounting.h"
+#include "vitlab/model/vit.h"
+
+using namespace vitlab;
+
+namespace {
+
+// The closed form of DESIGN section 3 with MHA attention (inner width h * d_h = d here).
+int64_t closed_form_params(const ModelConfig& c) {
+  const int64_t d = c.dim, p = c.patch_size, hid = c.mlp_hidden(), inner = c.heads * c.head_width();
+  int64_t embed = c.in_chans * p * p * d + d + (c.pool == "cls" ? d : 0) + (c.pos == "learned" ? c.num_tokens() * d : 0);
+  int64_t attn = 4 * d * inner + (c.qkv_bias ? 3 * inner : 0) + d;
+  int64_t mlp = d * hid + hid + hid * d + d;
+  int64_t block = attn + mlp + 4 * d;
+  return embed + c.depth * block + 2 * d + d * c.num_classes + c.num_classes;
+}
+
+}  // namespace
+
+TEST(ViT, ShapesForEveryPresetAndPooling) {
+  torch::NoGradGuard no_grad;
+  for (const char* preset : {"vit-micro", "vit-tiny", "vit-small", "vit-base"})
+    for (const char* pool : {"cls", "mean"}) {
+      ModelConfig c = model_preset(preset);
+      c.image_size = 32, c.patch_size = 16, c.in_chans = 3, c.num_classes = 7, c.pool = pool;
+      ViT m(c);
+      m->eval();
+      auto x = torch::randn({2, 3, 32, 32});
+      EXPECT_EQ(m->forward_features(x).sizes(), (std::vector<int64_t>{2, c.num_tokens(), c.dim})) << preset;
+      EXPECT_EQ(m->forward(x).sizes(), (std::vector<int64_t>{2, 7})) << preset << " " << pool;
+    }
+}
+
+TEST(ViT, AnyImageSizeAndChannelCount) {
+  torch::NoGradGuard no_grad;
+  ModelConfig c;
+  c.dim = 32, c.depth = 1, c.heads = 2, c.image_size = 20, c.patch_size = 5, c.in_chans = 5;
+  c.mean = {0.5}, c.std = {0.5};
+  ViT m(c);
+  EXPECT_EQ(m->forward(torch::randn({3, 5, 20, 20})).sizes(), (std::vector<int64_t>{3, 10}));
+  EXPECT_EQ(c.num_tokens(), 17);
+}
+
+TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
+  for (const char* pos : {"learned", "sincos", "none"})
+    for (bool qkv_bias : {true, false})
+      for (const char* pool : {"cls", "mean"}) {
+        ModelConfig c = model_preset("vit-micro");
+        c.pos = pos, c.qkv_bias = qkv_bias, c.pool = pool, c.mlp_ratio = 3.0;
+        ViT m(c);
+        int64_t numel = 0;
+        for (const auto& p : m->parameters()) numel += p.numel();
+        ParamBreakdown b = count_parameters(m);
+        EXPECT_EQ(b.total, numel);
+        EXPECT_EQ(b.total, closed_form_params(c)) << pos << qkv_bias << pool;
+        EXPECT_EQ(b.embedding + b.attention + b.mlp + b.norms + b.head, b.total);
+        EXPECT_EQ(b.attention_per_layer, m->blocks[0]->as<Block>()->attn->parameter_count());
+      }
+}
+
+TEST(ViT, SinCosTableEncodesRowAndColumn) {
+  auto t = sincos_2d(4, 16, /*with_cls=*/true);  // (1, 17, 16)
+  ASSERT_EQ(t.sizes(), (std::vector<int64_t>{1, 17, 16}));
+  EXPECT_TRUE(torch::equal(t[0][0], torch::zeros({16})));
+  // token (r, c) sits at 1 + 4r + c: the first half depends on the column only, the second on the row.
+  EXPECT_TRUE(torch::equal(t[0][1 + 4 * 0 + 2].slice(0, 0, 8), t[0][1 + 4 * 3 + 2].slice(0, 0, 8)));
+  EXPECT_TRUE(torch::equal(t[0][1 + 4 * 1 + 0].slice(0, 8), t[0][1 + 4 * 1 + 3].slice(0, 8)));
+  EXPECT_FALSE(torch::equal(t[0][1].slice(0, 0, 8), t[0][2].slice(0, 0, 8)));
+  ModelConfig c;
+  c.pos = "sincos";
+  ViT m(c);
+  EXPECT_EQ(m->named_buffers().size(), 1u);  // not trained, but saved with the weights
+}
+
+TEST(ViT, DropPathIsStochasticInTrainingOnly) {
+  ModelConfig c;
+  c.dim = 32, c.depth = 2, c.heads = 2, c.drop_path = 0.5;
+  ViT m(c);
+  auto x = torch::randn({4, 1, 28, 28});
+  m->train();
+  torch::manual_seed(1);
+  auto a = m->forward(x);
+  torch::manual_seed(2);
+  auto b = m->forward(x);
+  EXPECT_FALSE(torch::allclose(a, b));
+  m->eval();
+  EXPECT_TRUE(torch::equal(m->forward(x), m->forward(x)));
+}
+
+TEST(Accounting, FlopsFollowTheClosedForm) {
+  ModelConfig c;  // d 128, depth 6, patch 4 on 28x28 with a class token: 50 tokens
+  ViT m(c);
+  const double n = 50, d = 128;
+  const double per_block = n * (2 * d * 3 * d + 2 * 2 * n * d + 2 * d * d) + n * 2 * 2 * d * 4 * d;
+  const double expected = 2.0 * 49 * 16 * d + 6 * per_block + 2 * d * 10;
+  EXPECT_DOUBLE_EQ(flops_per_image(m), expected);
+  EXPECT_EQ(kv_floats_per_token(m), 6 * 2 * 128);
+}

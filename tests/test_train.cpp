@@ -1,0 +1,232 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "test_util.h"
+#include "vitlab/error.h"
+#include "vitlab/io/files.h"
+#include "vitlab/io/safetensors.h"
+#include "vitlab/train/checkpoint.h"
+#include "vitlab/train/ema.h"
+#include "vitlab/train/evaluate.h"
+#include "vitlab/train/optim.h"
+#include "vitlab/train/trainer.h"
+
+using namespace vitlab;
+using vitlab::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A tiny model on the synthetic task: trains in a few seconds on one core.
+RunConfig tiny_run() {
+  RunConfig c;
+  c.model.image_size = 16, c.model.patch_size = 4, c.model.dim = 32, c.model.depth = 2, c.model.heads = 2;
+  c.data.spec = "synthetic";
+  c.data.synthetic.image_size = 16, c.data.synthetic.train = 2000, c.data.synthetic.test = 500;
+  c.data.val_size = 400;
+  c.train.epochs = 6, c.train.batch_size = 32, c.train.lr = 3e-3, c.train.warmup_epochs = 0.5;
+  c.train.augment.crop_padding = 0;
+  c.train.threads = 1;
+  return c;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Train, TinyModelLearnsAndWritesTheFullRecord) {
+  TempDir dir;
+  json r = train({tiny_run(), dir / "run", false});
+  EXPECT_GE(r["metrics"]["top1"].get<double>(), 95.0);
+  // Every field of the vitlab.run/1 schema (DESIGN section 5).
+  for (const char* key : {"schema", "run_id", "created", "git_commit", "host", "model", "data", "train", "params",
+                          "flops_per_image", "kv_floats_per_token", "metrics", "history", "timing", "checkpoint"})
+    EXPECT_TRUE(r.contains(key)) << key;
+  EXPECT_EQ(r["schema"], "vitlab.run/1");
+  for (const char* key : {"device", "libtorch", "threads"}) EXPECT_TRUE(r["host"].contains(key)) << key;
+  for (const char* key : {"total", "attention", "attention_per_layer", "embedding", "mlp", "head"})
+    EXPECT_GT(r["params"][key].get<int64_t>(), 0) << key;
+  for (const char* key : {"top1", "top5", "loss", "best_top1", "best_epoch"})
+    EXPECT_TRUE(r["metrics"][key].is_number()) << key;
+  ASSERT_EQ(r["history"].size(), 6u);
+  for (const char* key : {"epoch", "lr", "train_loss", "train_top1", "val_loss", "val_top1", "images_per_s", "seconds"})
+    EXPECT_TRUE(r["history"][5][key].is_number()) << key;
+  for (const char* key : {"train_seconds", "images_per_s", "peak_device_bytes"})
+    EXPECT_GT(r["timing"][key].get<double>(), 0) << key;
+  EXPECT_EQ(r["data"]["val_size"], 400);
+  EXPECT_EQ(r["model"]["dim"], 32);
+  EXPECT_EQ(r["train"]["seed"], 0);
+  // The file on disk is the same record, and the checkpoint evaluates like the model did.
+  EXPECT_EQ(read_json_file(dir / "run/result.json"), r);
+  EXPECT_TRUE(fs::exists(dir / "run/checkpoint/train_state.pt"));
+  // Same seed, same result.
+  json again = train({tiny_run(), dir / "run2", false});
+  EXPECT_EQ(again["metrics"], r["metrics"]);
+}
+
+TEST(Train, ExistingRunNeedsResumeAndTheSameConfig) {
+  TempDir dir;
+  RunConfig c = tiny_run();
+  c.train.epochs = 1;
+  c.data.synthetic.train = 600;
+  train({c, dir / "run", false});
+  EXPECT_NE(error_of([&] { train({c, dir / "run", false}); }).find("already holds a run; pass --resume"),
+            std::string::npos);
+  c.train.lr = 1e-4;
+  EXPECT_NE(error_of([&] { train({c, dir / "run", true}); }).find("--resume: train.lr differs"), std::string::npos);
+}
+
+TEST(Train, EmaCheckpointPublishesTheEvaluatedWeights) {
+  TempDir dir;
+  RunConfig c = tiny_run();
+  c.train.ema_decay = 0.9;
+  c.train.epochs = 2;
+  json r = train({c, dir / "run", false});
+  // model.safetensors holds the EMA weights, which produced the recorded test metrics.
+  ViT m = load_model(dir / "run/checkpoint");
+  Splits data = load_data(c.data);
+  EvalResult e = evaluate(m, data.test, 500);
+  EXPECT_EQ(e.top1, r["metrics"]["top1"].get<double>());
+  EXPECT_EQ(e.loss, r["metrics"]["loss"].get<double>());
+}
+
+TEST(Checkpoint, RoundTripsBitForBit) {
+  TempDir dir;
+  ModelConfig c;
+  c.dim = 32, c.depth = 2, c.heads = 4, c.pos = "sincos";
+  ViT a(c);
+  save_checkpoint(dir / "ck", a, nullptr, nullptr, json::object());
+  ViT b = load_model(dir / "ck");
+  auto ta = model_tensors(a), tb = model_tensors(b);
+  ASSERT_EQ(ta.size(), tb.size());
+  for (size_t i = 0; i < ta.size(); ++i) {
+    EXPECT_EQ(ta[i].first, tb[i].first);
+    EXPECT_TRUE(torch::equal(ta[i].second, tb[i].second)) << ta[i].first;
+  }
+  save_checkpoint(dir / "ck2", b, nullptr, nullptr, json::object());
+  EXPECT_EQ(read_text(dir / "ck/model.safetensors"), read_text(dir / "ck2/model.safetensors"));
+  EXPECT_EQ(read_text(dir / "ck/config.json"), read_text(dir / "ck2/config.json"));
+  EXPECT_FALSE(fs::exists(dir / "ck.old"));
+}
+
+TEST(Checkpoint, MismatchNamesTheTensor) {
+  TempDir dir;
+  ModelConfig c;
+  c.dim = 32, c.depth = 2, c.heads = 4;
+  ViT a(c);
+  save_checkpoint(dir / "ck", a, nullptr, nullptr, json::object());
+  c.depth = 3;
+  atomic_write(dir / "ck/config.json", to_json(c).dump());
+  EXPECT_EQ(error_of([&] { load_model(dir / "ck"); }),
+            dir / "ck/model.safetensors" + ": missing tensor 'blocks.2.norm1.weight' that the model config needs");
+  c.depth = 2, c.dim = 64, c.heads = 4;
+  atomic_write(dir / "ck/config.json", to_json(c).dump());
+  EXPECT_NE(error_of([&] { load_model(dir / "ck"); }).find("tensor 'cls_token' has shape [1, 1, 32]"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_model(dir / "nowhere"); }).find("no such checkpoint"), std::string::npos);
+}
+
+TEST(Safetensors, RoundTripEveryDtype) {
+  TempDir dir;
+  NamedTensors t = {{"f32", torch::randn({3, 4})},
+                    {"f16", torch::randn({5}).to(torch::kHalf)},
+                    {"bf16", torch::randn({2, 2, 2}).to(torch::kBFloat16)},
+                    {"f64", torch::randn({1}, torch::kDouble)},
+                    {"i64", torch::arange(7)},
+                    {"scalar", torch::tensor(3.5f).reshape({})},
+                    {"empty", torch::zeros({0, 4})}};
+  save_safetensors(dir / "a.safetensors", t, {{"k", "v"}});
+  std::map<std::string, std::string> meta;
+  auto back = load_safetensors(dir / "a.safetensors", &meta);
+  ASSERT_EQ(back.size(), t.size());
+  for (size_t i = 0; i < t.size(); ++i) {
+    EXPECT_EQ(back[i].first, t[i].first);
+    EXPECT_EQ(back[i].second.scalar_type(), t[i].second.scalar_type());
+    EXPECT_TRUE(torch::equal(back[i].second, t[i].second)) << t[i].first;
+  }
+  EXPECT_EQ(meta["k"], "v");
+}
+
+TEST(Safetensors, CorruptFilesAreNamed) {
+  TempDir dir;
+  save_safetensors(dir / "a.safetensors", {{"w", torch::randn({4, 4})}, {"b", torch::randn({4})}});
+  const std::string good = read_text(dir / "a.safetensors");
+  auto with = [&](const std::string& bytes) {
+    vitlab::test::write_file(dir / "b.safetensors", bytes);
+    return error_of([&] { load_safetensors(dir / "b.safetensors"); });
+  };
+  const std::string path = dir / "b.safetensors";
+  EXPECT_NE(with(good.substr(0, good.size() - 4)).find("outside the"), std::string::npos);  // truncated
+  EXPECT_NE(with("abc").find(path + ": not a safetensors file"), std::string::npos);
+  std::string huge = good;
+  huge[5] = 0x7f;
+  EXPECT_NE(with(huge).find("header length"), std::string::npos);
+  auto header = [&](const std::string& h) {
+    std::string s(8, '\0');
+    for (int i = 0; i < 8; ++i) s[i] = char((h.size() >> (8 * i)) & 0xff);
+    return s + h + std::string(64, '\0');
+  };
+  EXPECT_NE(with(header("not json")).find("not a JSON object"), std::string::npos);
+  EXPECT_NE(with(header(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})")).find("need 8 bytes"),
+            std::string::npos);
+  EXPECT_NE(with(header(R"({"x":{"dtype":"Q7","shape":[2],"data_offsets":[0,8]}})")).find("unsupported dtype"),
+            std::string::npos);
+  EXPECT_NE(with(header(R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                        R"("y":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})"))
+                .find("overlap"),
+            std::string::npos);
+}
+
+TEST(Optim, WarmupThenCosineToMinLr) {
+  TrainConfig c;
+  c.lr = 1e-3, c.min_lr = 1e-5;
+  EXPECT_DOUBLE_EQ(lr_at(0, 100, 10, c), 1e-4);
+  EXPECT_DOUBLE_EQ(lr_at(9, 100, 10, c), 1e-3);
+  EXPECT_DOUBLE_EQ(lr_at(10, 100, 10, c), 1e-3);
+  EXPECT_NEAR(lr_at(55, 100, 10, c), (1e-3 + 1e-5) / 2, 1e-12);
+  EXPECT_NEAR(lr_at(100, 100, 10, c), 1e-5, 1e-15);
+  for (int s = 10; s < 99; ++s) EXPECT_GE(lr_at(s, 100, 10, c), lr_at(s + 1, 100, 10, c));
+}
+
+TEST(Optim, NoWeightDecayOnNormsBiasesAndEmbeddings) {
+  ModelConfig mc;
+  mc.dim = 32, mc.depth = 1, mc.heads = 2;
+  ViT m(mc);
+  TrainConfig c;
+  c.weight_decay = 0.1;
+  auto opt = make_optimizer(m, c);
+  ASSERT_EQ(opt->param_groups().size(), 2u);
+  auto& decay = opt->param_groups()[0];
+  auto& none = opt->param_groups()[1];
+  EXPECT_EQ(static_cast<torch::optim::AdamWOptions&>(decay.options()).weight_decay(), 0.1);
+  EXPECT_EQ(static_cast<torch::optim::AdamWOptions&>(none.options()).weight_decay(), 0.0);
+  for (const auto& p : decay.params()) EXPECT_EQ(p.dim(), 2 + (p.dim() == 4 ? 2 : 0));  // matrices and the conv
+  EXPECT_TRUE(std::any_of(none.params().begin(), none.params().end(),
+                          [&](const torch::Tensor& p) { return p.is_same(m->pos_embed); }));
+  EXPECT_TRUE(std::any_of(none.params().begin(), none.params().end(),
+                          [&](const torch::Tensor& p) { return p.is_same(m->cls_token); }));
+}
+
+TEST(Ema, IsAnExponentialMovingAverage) {
+  ModelConfig mc;
+  mc.dim = 16, mc.depth = 1, mc.heads = 2;
+  ViT m(mc);
+  auto p0 = m->parameters()[0].detach().clone();
+  Ema ema(m, 0.9);
+  torch::NoGradGuard no_grad;
+  m->parameters()[0].add_(1.0);
+  ema.update(m);
+  EXPECT_TRUE(torch::allclose(ema.tensors()[0], p0 + 0.1));
+  ViT other(mc);
+  ema.copy_to(other);
+  EXPECT_TRUE(torch::equal(other->parameters()[0], ema.tensors()[0]));
+}

@@ -1,0 +1,24 @@
+#pragma once
+// Helpers shared by the tests: scratch directories and running the apps as a user would.
+#include <filesystem>
+#include <string>
+
+namespace vitlab::test {
+
+// A fresh directory under the system temp dir, removed when the object goes away.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::string path;
+  std::string operator/(const std::string& name) const { return path + "/" + name; }
+};
+
+struct Output {
+  int status;  // exit status, or 128 + signal
+  std::string text;  // stdout and stderr together
+};
+Output run(const std::string& command);
+
+void write_file(const std::string& path, const std::string& bytes);
+
+}  // namespace vitlab::test
