@@ -1,6 +1,5 @@
 // vit_eval: evaluate a checkpoint on a dataset split.
 #include <CLI/CLI.hpp>
-#include <filesystem>
 
 #include "vitlab/app.h"
 #include "vitlab/data/dataset.h"
@@ -11,8 +10,6 @@
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/evaluate.h"
-
-namespace fs = std::filesystem;
 
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
@@ -35,9 +32,9 @@ int main(int argc, char** argv) {
     model->to(dev);
     // The run's own data settings (same validation split) when the checkpoint sits in a run dir.
     vitlab::DataConfig dc;
-    fs::path ck = fs::is_regular_file(checkpoint) ? fs::path(checkpoint).parent_path() : fs::path(checkpoint);
-    const fs::path run_config = ck.parent_path() / "run_config.json";
-    if (fs::exists(run_config)) dc = vitlab::run_from_json(vitlab::read_json_file(run_config.string())).data;
+    const std::string ck = vitlab::is_regular_file(checkpoint) ? vitlab::parent_path(checkpoint) : checkpoint;
+    const std::string run_config = vitlab::join_path(vitlab::parent_path(ck), "run_config.json");
+    if (vitlab::path_exists(run_config)) dc = vitlab::run_from_json(vitlab::read_json_file(run_config)).data;
     if (!data.empty()) dc.spec = data;
     vitlab::Splits splits = vitlab::load_data(dc);
     vitlab::check_data_fits_model(splits, model->cfg);

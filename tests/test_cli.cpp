@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <filesystem>
 #include <thread>
 
 #include "test_util.h"
@@ -18,7 +17,6 @@ using vitlab::test::Output;
 using vitlab::test::run;
 using vitlab::test::TempDir;
 using vitlab::test::write_file;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -83,25 +81,25 @@ TEST(Cli, BadConfigsAreOneLineErrors) {
   write_file(dir / "c.json", "{\"model\": {");
   expect_one_line_error(run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "out"), "vit_train",
                         dir / "c.json" + ": invalid JSON");
-  EXPECT_FALSE(fs::exists(dir / "out/result.json"));
+  EXPECT_FALSE(vitlab::path_exists(dir / "out/result.json"));
 }
 
 TEST(Cli, BadDataAreOneLineErrors) {
   TempDir dir;
-  fs::create_directories(dir / "idx");
+  vitlab::make_directories(dir / "idx");
   write_file(dir / "idx/train-images-idx3-ubyte", std::string("\0\0\x08\x03\0\0\0\x05", 8));
   write_file(dir / "idx/train-labels-idx1-ubyte", "");
   expect_one_line_error(run(kTrain + " --data idx:" + dir / "idx" + " --out " + dir / "o1"), "vit_train",
                         dir / "idx/train-images-idx3-ubyte: truncated file");
   expect_one_line_error(run(kTrain + " --data idx:" + dir / "nothing/" + " --out " + dir / "o2"), "vit_train",
                         "missing file");
-  fs::create_directories(dir / "cifar");
+  vitlab::make_directories(dir / "cifar");
   for (int i = 1; i <= 5; ++i) write_file(dir / ("cifar/data_batch_" + std::to_string(i) + ".bin"), "garbage");
   write_file(dir / "cifar/test_batch.bin", "garbage");
   expect_one_line_error(run(kTrain + " --data cifar10:" + dir / "cifar" + " --out " + dir / "o3"), "vit_train",
                         "data_batch_1.bin: 7 bytes is not a whole number");
-  EXPECT_FALSE(fs::exists(dir / "o1/result.json"));
-  EXPECT_FALSE(fs::exists(dir / "o3/checkpoint"));
+  EXPECT_FALSE(vitlab::path_exists(dir / "o1/result.json"));
+  EXPECT_FALSE(vitlab::path_exists(dir / "o3/checkpoint"));
 }
 
 TEST(Cli, UnwritableOutAndBadCheckpoint) {
@@ -110,7 +108,7 @@ TEST(Cli, UnwritableOutAndBadCheckpoint) {
   expect_one_line_error(run(kTrain + " --data synthetic --out " + dir / "file/sub"), "vit_train", "--out");
   expect_one_line_error(run(kEval + " --checkpoint " + dir / "nothing"), "vit_eval", "no such checkpoint");
   // a checkpoint whose tensors do not match its config
-  fs::create_directories(dir / "ck");
+  vitlab::make_directories(dir / "ck");
   write_file(dir / "c.json", tiny_config(1).dump());
   ASSERT_EQ(run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "run").status, 0);
   json cfg = read_json_file(dir / "run/checkpoint/config.json");
@@ -139,13 +137,13 @@ TEST(Cli, KilledRunResumesToTheSameResult) {
     _exit(127);
   }
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!fs::exists(dir / "killed/checkpoint/train_state.pt") && std::chrono::steady_clock::now() < deadline)
+  while (!vitlab::path_exists(dir / "killed/checkpoint/train_state.pt") && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ::kill(pid, SIGKILL);
   int status = 0;
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
-  ASSERT_FALSE(fs::exists(dir / "killed/result.json"));
+  ASSERT_FALSE(vitlab::path_exists(dir / "killed/result.json"));
 
   Output resumed = run(kTrain + args + dir / "killed --resume");
   ASSERT_EQ(resumed.status, 0) << resumed.text;

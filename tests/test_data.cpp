@@ -1,12 +1,13 @@
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <zlib.h>
 
-#include <filesystem>
 
 #include "test_util.h"
 #include "vitlab/data/augment.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/error.h"
+#include "vitlab/io/files.h"
 
 #ifdef VITLAB_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -15,7 +16,6 @@
 using namespace vitlab;
 using vitlab::test::TempDir;
 using vitlab::test::write_file;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -110,7 +110,7 @@ TEST(Data, IdxBrokenFilesAreNamed) {
   EXPECT_NE(error_of([&] { load_idx(dir.path); }).find(images + ": not an IDX file"), std::string::npos);
   write_file(images, full + "xx");  // trailing garbage
   EXPECT_NE(error_of([&] { load_idx(dir.path); }).find("trailing bytes"), std::string::npos);
-  fs::remove(images);  // missing
+  ::unlink(images.c_str());  // missing
   EXPECT_NE(error_of([&] { load_idx(dir.path); }).find("missing file " + dir.path + "/train-images-idx3-ubyte"),
             std::string::npos);
   // a gzip stream with a corrupted body
@@ -121,7 +121,7 @@ TEST(Data, IdxBrokenFilesAreNamed) {
   EXPECT_NE(error_of([&] { load_idx(dir.path); }).find(images + ".gz: "), std::string::npos);
   // labels that disagree with the images
   write_file(images, full);
-  fs::remove(images + ".gz");
+  ::unlink((images + ".gz").c_str());
   write_file(dir / "train-labels-idx1-ubyte", idx_labels(f.train_y.slice(0, 10)));
   EXPECT_NE(error_of([&] { load_idx(dir.path); }).find("has 10 labels but"), std::string::npos);
 }
@@ -243,7 +243,7 @@ TEST(Data, ImageFolderPngAndJpeg) {
   std::vector<cv::Mat> written;
   for (const char* split : {"train", "val"})
     for (const char* cls : {"cat", "dog"}) {
-      fs::create_directories(dir / (std::string(split) + "/" + cls));
+      vitlab::make_directories(dir / (std::string(split) + "/" + cls));
       for (int i = 0; i < 3; ++i) {
         cv::Mat img(10, 12, CV_8UC3, cv::Scalar(10 * i, 100, cls[0] == 'c' ? 30 : 200));
         const std::string ext = i == 2 ? ".jpg" : ".png";

@@ -1,27 +1,19 @@
 #include "test_util.h"
 
+#include "vitlab/io/files.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <cstdio>
 #include <fstream>
-#include <random>
 
 namespace vitlab::test {
 
-TempDir::TempDir() {
-  std::random_device rd;
-  path = (std::filesystem::temp_directory_path() / ("vitlab-test-" + std::to_string(::getpid()) + "-" +
-                                                    std::to_string(rd())))
-             .string();
-  std::filesystem::create_directories(path);
-}
+TempDir::TempDir() : path(make_temp_directory("vitlab-test-")) {}
 
-TempDir::~TempDir() {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-}
+TempDir::~TempDir() { remove_tree(path); }
 
 Output run(const std::string& command) {
   Output out{0, ""};

@@ -1,6 +1,5 @@
 #pragma once
 // Helpers shared by the tests: scratch directories and running the apps as a user would.
-#include <filesystem>
 #include <string>
 
 namespace vitlab::test {

@@ -1,14 +1,12 @@
 // CIFAR-10 / CIFAR-100 "binary version": records of label byte(s) + 3072 pixel bytes
 // (1024 red, 1024 green, 1024 blue, each row-major 32x32). CIFAR-100 has a coarse then a fine
 // label byte; vitlab uses the fine label.
-#include <filesystem>
 #include <cstring>
 #include <fstream>
 
 #include "vitlab/data/dataset.h"
 #include "vitlab/error.h"
-
-namespace fs = std::filesystem;
+#include "vitlab/io/files.h"
 
 namespace vitlab {
 namespace {
@@ -46,7 +44,7 @@ Dataset read_cifar_files(const std::vector<std::string>& files, int label_bytes,
   return {images, labels};
 }
 
-std::vector<std::string> read_names(const fs::path& path) {
+std::vector<std::string> read_names(const std::string& path) {
   std::vector<std::string> names;
   std::ifstream in(path);
   for (std::string line; std::getline(in, line);)
@@ -57,30 +55,30 @@ std::vector<std::string> read_names(const fs::path& path) {
 }  // namespace
 
 Splits load_cifar(const std::string& dir_in, int classes) {
-  fs::path dir = dir_in;
+  std::string dir = dir_in;
   // Accept the folder the archive unpacks to as well as its parent.
   for (const char* sub : {"cifar-10-batches-bin", "cifar-100-binary"})
-    if (fs::is_directory(dir / sub)) dir /= sub;
-  if (!fs::is_directory(dir)) fail("cifar", classes, ":", dir_in, ": not a directory");
+    if (is_directory(join_path(dir, sub))) dir = join_path(dir, sub);
+  if (!is_directory(dir)) fail("cifar", classes, ":", dir_in, ": not a directory");
   std::vector<std::string> train, test;
   if (classes == 10) {
-    for (int i = 1; i <= 5; ++i) train.push_back((dir / ("data_batch_" + std::to_string(i) + ".bin")).string());
-    test.push_back((dir / "test_batch.bin").string());
+    for (int i = 1; i <= 5; ++i) train.push_back(join_path(dir, "data_batch_" + std::to_string(i) + ".bin"));
+    test.push_back(join_path(dir, "test_batch.bin"));
   } else {
-    train.push_back((dir / "train.bin").string());
-    test.push_back((dir / "test.bin").string());
+    train.push_back(join_path(dir, "train.bin"));
+    test.push_back(join_path(dir, "test.bin"));
   }
   for (const auto* list : {&train, &test})
     for (const auto& f : *list)
-      if (!fs::exists(f)) fail(f, ": missing (cifar", classes, ":DIR needs the CIFAR-", classes, " binary files)");
+      if (!path_exists(f)) fail(f, ": missing (cifar", classes, ":DIR needs the CIFAR-", classes, " binary files)");
   const int label_bytes = classes == 10 ? 1 : 2;
   Splits s;
   s.name = "cifar" + std::to_string(classes);
-  s.source = dir.string();
+  s.source = dir;
   s.train = read_cifar_files(train, label_bytes, classes);
   s.test = read_cifar_files(test, label_bytes, classes);
   s.num_classes = classes;
-  s.class_names = read_names(dir / (classes == 10 ? "batches.meta.txt" : "fine_label_names.txt"));
+  s.class_names = read_names(join_path(dir, classes == 10 ? "batches.meta.txt" : "fine_label_names.txt"));
   if (static_cast<int>(s.class_names.size()) != classes) s.class_names.clear();
   return s;
 }

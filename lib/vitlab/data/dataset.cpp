@@ -1,6 +1,7 @@
 #include "vitlab/data/dataset.h"
 
 #include "vitlab/error.h"
+#include "vitlab/io/files.h"
 
 namespace vitlab {
 
@@ -43,6 +44,9 @@ Splits load_data(const DataConfig& cfg) {
   const std::string& spec = cfg.spec;
   Splits s;
   if (spec == "fashion-mnist") {
+    if (!is_directory(kFashionMnistDir))
+      fail("data.spec fashion-mnist: ", kFashionMnistDir, " not found (install the Debian package "
+           "dataset-fashion-mnist, scripts/setup.sh does, or point idx:DIR at a copy)");
     s = load_idx(kFashionMnistDir);
     s.name = "fashion-mnist";
   } else if (starts_with(spec, "idx:")) {

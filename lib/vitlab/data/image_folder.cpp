@@ -3,54 +3,49 @@
 // a root without train/ is a test split only (for evaluation). Decoded once, in parallel.
 #include <algorithm>
 #include <atomic>
-#include <filesystem>
 #include <mutex>
 #include <thread>
 
 #include "vitlab/data/dataset.h"
 #include "vitlab/error.h"
+#include "vitlab/io/files.h"
 
 #ifdef VITLAB_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 #endif
 
-namespace fs = std::filesystem;
-
 namespace vitlab {
 
 #ifdef VITLAB_HAVE_OPENCV
 namespace {
 
-bool is_image(const fs::path& p) {
-  std::string ext = p.extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), ::tolower);
+bool is_image(const std::string& path) {
+  const std::string ext = extension_lower(path);
   for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp"})
     if (ext == e) return true;
   return false;
 }
 
-std::vector<std::string> class_folders(const fs::path& root) {
+std::vector<std::string> class_folders(const std::string& root) {
   std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string()[0] != '.') names.push_back(e.path().filename().string());
-  std::sort(names.begin(), names.end());
-  if (names.empty()) fail("folder:", root.string(), ": no class folders (expected root/<class>/<image>)");
+  for (const auto& n : list_directory(root))  // sorted
+    if (n[0] != '.' && is_directory(join_path(root, n))) names.push_back(n);
+  if (names.empty()) fail("folder:", root, ": no class folders (expected root/<class>/<image>)");
   return names;
 }
 
-Dataset decode_split(const fs::path& root, const std::vector<std::string>& classes, const DataConfig& cfg) {
+Dataset decode_split(const std::string& root, const std::vector<std::string>& classes, const DataConfig& cfg) {
   std::vector<std::pair<std::string, int64_t>> files;
   for (const auto& name : class_folders(root)) {
     auto it = std::find(classes.begin(), classes.end(), name);
-    if (it == classes.end()) fail(root / name, ": class folder not present in the training split");
-    std::vector<std::string> paths;
-    for (const auto& e : fs::directory_iterator(root / name))
-      if (e.is_regular_file() && is_image(e.path())) paths.push_back(e.path().string());
-    std::sort(paths.begin(), paths.end());
-    for (auto& p : paths) files.emplace_back(std::move(p), it - classes.begin());
+    if (it == classes.end()) fail(join_path(root, name), ": class folder not present in the training split");
+    for (const auto& f : list_directory(join_path(root, name))) {  // sorted
+      const std::string path = join_path(join_path(root, name), f);
+      if (is_image(path) && is_regular_file(path)) files.emplace_back(path, it - classes.begin());
+    }
   }
-  if (files.empty()) fail("folder:", root.string(), ": no images found");
+  if (files.empty()) fail("folder:", root, ": no images found");
 
   const int channels = cfg.channels == 0 ? 3 : cfg.channels;
   const int flag = channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR;
@@ -108,17 +103,17 @@ Dataset decode_split(const fs::path& root, const std::vector<std::string>& class
 }  // namespace
 
 Splits load_image_folder(const std::string& dir, const DataConfig& cfg) {
-  const fs::path root = dir;
-  if (!fs::is_directory(root)) fail("folder:", dir, ": not a directory");
+  const std::string& root = dir;
+  if (!is_directory(root)) fail("folder:", dir, ": not a directory");
   Splits s;
   s.name = "folder:" + dir;
   s.source = dir;
-  fs::path test_root = root;
-  if (fs::is_directory(root / "train")) {
-    s.class_names = class_folders(root / "train");
-    s.train = decode_split(root / "train", s.class_names, cfg);
-    test_root = fs::is_directory(root / "val") ? root / "val" : root / "test";
-    if (!fs::is_directory(test_root)) fail("folder:", dir, ": has train/ but neither val/ nor test/");
+  std::string test_root = root;
+  if (is_directory(join_path(root, "train"))) {
+    s.class_names = class_folders(join_path(root, "train"));
+    s.train = decode_split(join_path(root, "train"), s.class_names, cfg);
+    test_root = is_directory(join_path(root, "val")) ? join_path(root, "val") : join_path(root, "test");
+    if (!is_directory(test_root)) fail("folder:", dir, ": has train/ but neither val/ nor test/");
   } else {
     s.class_names = class_folders(root);
   }

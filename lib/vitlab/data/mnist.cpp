@@ -2,13 +2,11 @@
 // gzread reads both, so no unpacked copy is ever needed.
 #include <zlib.h>
 
-#include <filesystem>
 #include <memory>
 
 #include "vitlab/data/dataset.h"
 #include "vitlab/error.h"
-
-namespace fs = std::filesystem;
+#include "vitlab/io/files.h"
 
 namespace vitlab {
 namespace {
@@ -79,7 +77,7 @@ torch::Tensor read_idx_ubyte(const std::string& path, int ndim, std::vector<int6
 std::string find_file(const std::string& prefix, std::initializer_list<const char*> stems) {
   for (const char* stem : stems)
     for (const char* ext : {"", ".gz"})
-      if (fs::exists(prefix + stem + ext)) return prefix + stem + ext;
+      if (path_exists(prefix + stem + ext)) return prefix + stem + ext;
   std::string tried;
   for (const char* stem : stems) tried += (tried.empty() ? "" : " or ") + prefix + stem + "[.gz]";
   fail("idx: missing file ", tried);
@@ -98,7 +96,7 @@ Dataset read_idx(const std::string& images_path, const std::string& labels_path)
 
 Splits load_idx(const std::string& prefix_in) {
   std::string prefix = prefix_in;
-  if (fs::is_directory(prefix) && prefix.back() != '/') prefix += '/';
+  if (is_directory(prefix) && prefix.back() != '/') prefix += '/';
   Splits s;
   s.name = "idx:" + prefix_in;
   s.source = prefix_in;

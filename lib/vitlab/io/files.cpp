@@ -1,19 +1,95 @@
 #include "vitlab/io/files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "vitlab/error.h"
 
-namespace fs = std::filesystem;
-
 namespace vitlab {
+
+static bool stat_mode(const std::string& path, mode_t type) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && (st.st_mode & S_IFMT) == type;
+}
+
+bool path_exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+bool is_directory(const std::string& path) { return stat_mode(path, S_IFDIR); }
+bool is_regular_file(const std::string& path) { return stat_mode(path, S_IFREG); }
+
+std::string join_path(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  return a.back() == '/' ? a + b : a + "/" + b;
+}
+
+static std::string strip_slashes(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+std::string parent_path(const std::string& path) {
+  std::string p = strip_slashes(path);
+  auto slash = p.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : p.substr(0, slash);
+}
+
+std::string base_name(const std::string& path) {
+  std::string p = strip_slashes(path);
+  auto slash = p.rfind('/');
+  return slash == std::string::npos ? p : p.substr(slash + 1);
+}
+
+std::string extension_lower(const std::string& path) {
+  std::string name = base_name(path);
+  auto dot = name.rfind('.');
+  if (dot == std::string::npos || dot == 0) return "";
+  std::string ext = name.substr(dot);
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  return ext;
+}
+
+std::vector<std::string> list_directory(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) fail(dir, ": cannot read directory (", std::strerror(errno), ")");
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+bool make_directories(const std::string& dir) {
+  if (dir.empty() || is_directory(dir)) return true;
+  const std::string parent = parent_path(dir);
+  if (parent != dir && !make_directories(parent)) return false;
+  return ::mkdir(dir.c_str(), 0755) == 0 || (errno == EEXIST && is_directory(dir));
+}
+
+void remove_tree(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    for (const auto& n : list_directory(path)) remove_tree(join_path(path, n));
+    ::rmdir(path.c_str());
+  } else {
+    ::unlink(path.c_str());
+  }
+}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -49,26 +125,30 @@ void atomic_write(const std::string& path, const std::string& bytes) {
 }
 
 void replace_directory(const std::string& tmp, const std::string& dst) {
-  std::error_code ec;
   const std::string old = dst + ".old";
-  fs::remove_all(old, ec);
-  if (fs::exists(dst)) fs::rename(dst, old, ec);
-  if (ec) fail(dst, ": cannot move the previous checkpoint aside (", ec.message(), ")");
-  fs::rename(tmp, dst, ec);
-  if (ec) fail(dst, ": cannot rename ", tmp, " into place (", ec.message(), ")");
-  fs::remove_all(old, ec);
+  remove_tree(old);
+  if (path_exists(dst) && std::rename(dst.c_str(), old.c_str()) != 0)
+    fail(dst, ": cannot move the previous checkpoint aside (", std::strerror(errno), ")");
+  if (std::rename(tmp.c_str(), dst.c_str()) != 0)
+    fail(dst, ": cannot rename ", tmp, " into place (", std::strerror(errno), ")");
+  remove_tree(old);
 }
 
 void ensure_directory(const std::string& dir, const std::string& what) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec || !fs::is_directory(dir)) fail(what, " ", dir, ": cannot create directory (", ec ? ec.message() : "not a directory", ")");
+  if (!make_directories(dir)) fail(what, " ", dir, ": cannot create directory (", std::strerror(errno), ")");
   // A directory that exists but is read-only shows up only when writing: probe it now.
-  const std::string probe = (fs::path(dir) / (".write-test-" + std::to_string(::getpid()))).string();
+  const std::string probe = join_path(dir, ".write-test-" + std::to_string(::getpid()));
   int fd = ::open(probe.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   if (fd < 0) fail(what, " ", dir, ": not writable (", std::strerror(errno), ")");
   ::close(fd);
   ::unlink(probe.c_str());
+}
+
+std::string make_temp_directory(const std::string& prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string templ = join_path(base && *base ? base : "/tmp", prefix + "XXXXXX");
+  if (!::mkdtemp(templ.data())) fail(templ, ": cannot create a temporary directory (", std::strerror(errno), ")");
+  return templ;
 }
 
 }  // namespace vitlab

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <ctime>
-#include <filesystem>
 
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
@@ -31,7 +30,7 @@ json host_record(const torch::Device& device, int threads) {
 }
 
 void write_result(const std::string& dir, const json& record) {
-  atomic_write((std::filesystem::path(dir) / "result.json").string(), record.dump(2) + "\n");
+  atomic_write(join_path(dir, "result.json"), record.dump(2) + "\n");
 }
 
 }  // namespace vitlab

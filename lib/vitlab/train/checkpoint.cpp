@@ -2,12 +2,9 @@
 
 #include <unistd.h>
 
-#include <filesystem>
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
-
-namespace fs = std::filesystem;
 
 namespace vitlab {
 
@@ -21,8 +18,7 @@ NamedTensors model_tensors(ViT& model) {
 void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Optimizer* optimizer,
                      const Ema* ema, const json& progress) {
   const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
+  remove_tree(tmp);
   ensure_directory(tmp, "checkpoint");
   // model.safetensors holds the weights that are evaluated: the EMA when there is one (the raw
   // training weights then travel in train_state.pt).
@@ -31,9 +27,9 @@ void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Opt
     const auto& shadow = const_cast<Ema*>(ema)->tensors();
     for (size_t i = 0; i < shadow.size(); ++i) published[i].second = shadow[i];  // parameters come first
   }
-  save_safetensors((fs::path(tmp) / "model.safetensors").string(), published,
+  save_safetensors(join_path(tmp, "model.safetensors"), published,
                    {{"format", "pt"}, {"producer", "vitlab"}});
-  atomic_write((fs::path(tmp) / "config.json").string(), to_json(model->cfg).dump(2) + "\n");
+  atomic_write(join_path(tmp, "config.json"), to_json(model->cfg).dump(2) + "\n");
   if (optimizer) {
     torch::serialize::OutputArchive archive, opt_archive;
     optimizer->save(opt_archive);
@@ -43,20 +39,20 @@ void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Opt
       for (size_t i = 0; i < params.size(); ++i) archive.write("raw." + std::to_string(i), params[i], true);
     }
     archive.write("progress", c10::IValue(progress.dump()));
-    archive.save_to((fs::path(tmp) / "train_state.pt").string());
+    archive.save_to(join_path(tmp, "train_state.pt"));
   }
   replace_directory(tmp, dir);
 }
 
 std::string find_checkpoint(const std::string& dir) {
   for (const std::string& d : {dir, dir + ".old"})
-    if (fs::exists(fs::path(d) / "model.safetensors") && fs::exists(fs::path(d) / "config.json")) return d;
+    if (path_exists(join_path(d, "model.safetensors")) && path_exists(join_path(d, "config.json"))) return d;
   return "";
 }
 
 ModelConfig read_checkpoint_config(const std::string& dir) {
-  const std::string path = (fs::path(dir) / "config.json").string();
-  if (!fs::exists(path)) fail(dir, ": not a vitlab checkpoint (no config.json)");
+  const std::string path = join_path(dir, "config.json");
+  if (!path_exists(path)) fail(dir, ": not a vitlab checkpoint (no config.json)");
   try {
     return model_from_json(read_json_file(path), "model");
   } catch (const Error& e) {
@@ -80,21 +76,20 @@ void load_weights(ViT& model, const std::string& path) {
 }
 
 ViT load_model(const std::string& path) {
-  fs::path dir = path;
-  if (fs::is_regular_file(dir)) dir = dir.parent_path();
-  if (!fs::is_directory(dir)) fail(path, ": no such checkpoint directory");
-  const std::string found = find_checkpoint(dir.string());
+  const std::string dir = is_regular_file(path) ? parent_path(path) : path;
+  if (!is_directory(dir)) fail(path, ": no such checkpoint directory");
+  const std::string found = find_checkpoint(dir);
   if (found.empty()) fail(path, ": not a vitlab checkpoint (needs model.safetensors and config.json)");
   ModelConfig cfg = read_checkpoint_config(found);
   ViT model(cfg);
-  load_weights(model, (fs::path(found) / "model.safetensors").string());
+  load_weights(model, join_path(found, "model.safetensors"));
   return model;
 }
 
 json load_train_state(const std::string& dir, ViT& model, torch::optim::Optimizer& optimizer, Ema* ema,
                       const torch::Device& device) {
-  const std::string path = (fs::path(dir) / "train_state.pt").string();
-  if (!fs::exists(path)) fail(dir, ": checkpoint has no train_state.pt (not resumable)");
+  const std::string path = join_path(dir, "train_state.pt");
+  if (!path_exists(path)) fail(dir, ": checkpoint has no train_state.pt (not resumable)");
   torch::serialize::InputArchive archive, opt_archive;
   try {
     archive.load_from(path, device);

@@ -2,7 +2,6 @@
 
 #include <chrono>
 #include <cmath>
-#include <filesystem>
 
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/data/augment.h"
@@ -18,8 +17,6 @@
 #include "vitlab/train/evaluate.h"
 #include "vitlab/train/optim.h"
 #include "vitlab/train/progress.h"
-
-namespace fs = std::filesystem;
 
 namespace vitlab {
 namespace {
@@ -67,24 +64,25 @@ json train(const TrainRequest& req) {
   const torch::Device device = resolve_device(tc.device);
 
   ensure_directory(req.out_dir, "--out");
-  const std::string config_path = (fs::path(req.out_dir) / "run_config.json").string();
-  const std::string ckpt_dir = (fs::path(req.out_dir) / "checkpoint").string();
-  if (fs::exists(config_path)) {
+  const std::string config_path = join_path(req.out_dir, "run_config.json");
+  const std::string ckpt_dir = join_path(req.out_dir, "checkpoint");
+  if (path_exists(config_path)) {
     if (!req.resume)
       fail("--out ", req.out_dir, ": already holds a run; pass --resume to continue it or choose another directory");
     check_same_run(config_path, cfg);
   }
   atomic_write(config_path, to_json(cfg).dump(2) + "\n");
 
+  // The model first: its errors (an unknown attention, say) come before any data is read.
+  torch::manual_seed(mix_seed(tc.seed, kInit, 0));
+  ViT model(cfg.model);
+  model->to(device);
+
   Splits data = load_data(cfg.data);
   if (data.train.size() == 0) fail("data.spec: '", cfg.data.spec, "' has no training split");
   check_data_fits_model(data, cfg.model);
   const Dataset train_d = to_device(data.train, device), val_d = to_device(data.val, device),
                 test_d = to_device(data.test, device);
-
-  torch::manual_seed(mix_seed(tc.seed, kInit, 0));
-  ViT model(cfg.model);
-  model->to(device);
   auto optimizer = make_optimizer(model, tc);
   std::unique_ptr<Ema> ema;
   ViT eval_model = model;  // the EMA, when on, is evaluated through a second model
@@ -99,7 +97,7 @@ json train(const TrainRequest& req) {
   if (req.resume) {
     const std::string found = find_checkpoint(ckpt_dir);
     if (!found.empty()) {
-      load_weights(model, (fs::path(found) / "model.safetensors").string());
+      load_weights(model, join_path(found, "model.safetensors"));
       progress = load_train_state(found, model, *optimizer, ema.get(), device);
       std::printf("resuming %s after epoch %d\n", req.out_dir.c_str(), progress["epoch"].get<int>());
     }
@@ -197,7 +195,7 @@ json train(const TrainRequest& req) {
   data_record["spec"] = cfg.data.spec;
   json record{
       {"schema", kRunSchema},
-      {"run_id", fs::path(req.out_dir).lexically_normal().filename().string()},
+      {"run_id", base_name(req.out_dir)},
       {"created", utc_timestamp()},
       {"git_commit", git_commit()},
       {"host", host_record(device, threads)},
@@ -216,7 +214,7 @@ json train(const TrainRequest& req) {
                   {"images_per_s", train_seconds > 0 ? progress["train_images"].get<int64_t>() / train_seconds : 0.0},
                   {"test_images_per_s", test.images_per_s},
                   {"peak_device_bytes", peak_memory_bytes(device)}}},
-      {"checkpoint", fs::path(ckpt_dir).string()}};
+      {"checkpoint", ckpt_dir}};
   write_result(req.out_dir, record);
   return record;
 }
