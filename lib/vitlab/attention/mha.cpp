@@ -2,8 +2,8 @@
 
 #include <cmath>
 
+#include "vitlab/attention/options.h"
 #include "vitlab/attention/sdpa.h"
-#include "vitlab/error.h"
 
 namespace vitlab {
 
@@ -39,8 +39,7 @@ json MhaImpl::describe() const {
 }
 
 AttentionPtr make_mha(const AttentionConfig& cfg, const AttentionDims& dims) {
-  if (!cfg.options.empty())
-    fail("model.attention.", cfg.options.begin().key(), ": unknown option for attention 'mha' (it takes none)");
+  Options(cfg).finish();  // MHA takes no options
   return std::make_shared<MhaImpl>(dims);
 }
 

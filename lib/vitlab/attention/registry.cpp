@@ -2,7 +2,10 @@
 
 #include <map>
 
+#include "vitlab/attention/gqa.h"
 #include "vitlab/attention/mha.h"
+#include "vitlab/attention/mla.h"
+#include "vitlab/attention/tucker.h"
 #include "vitlab/error.h"
 
 namespace vitlab {
@@ -14,6 +17,10 @@ using Factory = AttentionPtr (*)(const AttentionConfig&, const AttentionDims&);
 const std::map<std::string, Factory>& registry() {
   static const std::map<std::string, Factory> r = {
       {"mha", &make_mha},
+      {"gqa", &make_gqa},
+      {"mqa", &make_mqa},
+      {"mla", &make_mla},
+      {"tucker", &make_tucker},
   };
   return r;
 }

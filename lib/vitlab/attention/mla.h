@@ -1,0 +1,29 @@
+#pragma once
+// Multi-head latent attention (DeepSeek-V2, arXiv 2405.04434), without the decoupled RoPE key:
+//   c_q = x W_dq (d x r_q), Q = c_q W_uq;  c_kv = x W_dkv (d x r_kv), K = c_kv W_uk, V = c_kv W_uv.
+// A KV cache holds only c_kv (r_kv floats per token). q_rank = 0 projects queries directly.
+#include "vitlab/attention/attention.h"
+
+namespace vitlab {
+
+class MlaImpl : public AttentionImpl {
+ public:
+  MlaImpl(const AttentionDims& dims, int64_t q_rank, int64_t kv_rank);
+  torch::Tensor forward(const torch::Tensor& x) override;
+  int64_t parameter_count() const override;
+  int64_t kv_floats_per_token() const override;
+  double flops_per_token(int64_t n) const override;
+  json describe() const override;
+
+  AttentionDims dims;
+  int64_t q_rank, kv_rank;
+  torch::nn::Linear q_down{nullptr};  // d -> r_q (W_dq), absent when q_rank = 0
+  torch::nn::Linear q_up{nullptr};    // r_q -> h d_h (W_uq), or d -> h d_h when q_rank = 0
+  torch::nn::Linear kv_down{nullptr}; // d -> r_kv (W_dkv)
+  torch::nn::Linear kv_up{nullptr};   // r_kv -> 2 h d_h, rows [W_uk; W_uv]
+  torch::nn::Linear proj{nullptr};    // h d_h -> d (W_o)
+};
+
+AttentionPtr make_mla(const AttentionConfig& cfg, const AttentionDims& dims);
+
+}  // namespace vitlab

@@ -1,0 +1,36 @@
+#pragma once
+// Tucker attention (arXiv 2603.30033, as read in DESIGN section 4): the per-head bilinear forms
+// T_qk[i] = W_q^i W_k^i^T and T_ov[i] = W_v^i W_o^i (two h x d x d tensors) are factorised
+// directly with multilinear ranks,
+//   T_qk = G_qk x_1 S_qk x_2 U_q x_3 U_k,   T_ov = G_ov x_1 S_ov x_2 U_v x_3 U_o.
+// MHA, GQA, MQA and MLA (without decoupled RoPE) are special cases (see analysis/convert.h).
+#include "vitlab/attention/attention.h"
+
+namespace vitlab {
+
+struct TuckerRanks {
+  int64_t head_qk, q, k;  // (r_hqk, r_q, r_k): the score tensor
+  int64_t head_ov, v, o;  // (r_hov, r_v, r_o): the value/output tensor
+  json to_json() const;
+};
+
+class TuckerImpl : public AttentionImpl {
+ public:
+  TuckerImpl(const AttentionDims& dims, const TuckerRanks& ranks);
+  torch::Tensor forward(const torch::Tensor& x) override;
+  int64_t parameter_count() const override;
+  int64_t kv_floats_per_token() const override;
+  double flops_per_token(int64_t n) const override;
+  json describe() const override;
+
+  AttentionDims dims;
+  TuckerRanks ranks;
+  torch::Tensor U_q, U_k, U_v, U_o;  // (d, r_q), (d, r_k), (d, r_v), (d, r_o)
+  torch::Tensor S_qk, S_ov;          // (h, r_hqk), (h, r_hov)
+  torch::Tensor G_qk, G_ov;          // (r_hqk, r_q, r_k), (r_hov, r_v, r_o)
+  torch::Tensor bias;                // (d): the output bias every ViT attention has
+};
+
+AttentionPtr make_tucker(const AttentionConfig& cfg, const AttentionDims& dims);
+
+}  // namespace vitlab

@@ -1,0 +1,157 @@
+// Equivalences between attention variants in float64 (DESIGN section 4): Tucker attention
+// reproduces MHA, GQA, MQA and MLA from their weights; GQA with g = h is MHA.
+#include <gtest/gtest.h>
+
+#include "vitlab/analysis/convert.h"
+#include "vitlab/attention/registry.h"
+#include "vitlab/error.h"
+
+using namespace vitlab;
+
+namespace {
+
+double rel_err(const torch::Tensor& a, const torch::Tensor& b) { return ((a - b).norm() / b.norm()).item<double>(); }
+
+template <typename T>
+std::shared_ptr<T> make(const AttentionConfig& cfg, const AttentionDims& dims) {
+  auto p = std::dynamic_pointer_cast<T>(make_attention(cfg, dims));
+  p->to(torch::kDouble);
+  return p;
+}
+
+std::shared_ptr<TuckerImpl> tucker_with(const TuckerRanks& r, const AttentionDims& dims) {
+  return make<TuckerImpl>({"tucker", json{{"ranks", r.to_json()}}}, dims);
+}
+
+int64_t numel(const torch::nn::Module& m) {
+  int64_t n = 0;
+  for (const auto& p : m.parameters()) n += p.numel();
+  return n;
+}
+
+const AttentionDims kDims{24, 4, 6, /*qkv_bias=*/false};
+
+}  // namespace
+
+TEST(Zoo, GqaWithAllHeadsIsMha) {
+  auto mha = make<MhaImpl>({"mha", json::object()}, {24, 4, 6, true});
+  auto gqa = make<GqaImpl>({"gqa", json{{"kv_heads", 4}}}, {24, 4, 6, true});
+  gqa_from(*gqa, *mha);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 7, 24}, torch::kDouble);
+  EXPECT_LE(rel_err(gqa->forward(x), mha->forward(x)), 1e-12);
+  EXPECT_EQ(gqa->parameter_count(), mha->parameter_count());
+}
+
+TEST(Zoo, MqaIsGqaWithOneGroup) {
+  auto mqa = make<GqaImpl>({"mqa", json::object()}, kDims);
+  auto gqa = make<GqaImpl>({"gqa", json{{"kv_heads", 1}}}, kDims);
+  torch::NoGradGuard no_grad;
+  for (size_t i = 0; i < gqa->parameters().size(); ++i) gqa->parameters()[i].copy_(mqa->parameters()[i]);
+  auto x = torch::randn({2, 5, 24}, torch::kDouble);
+  EXPECT_TRUE(torch::equal(mqa->forward(x), gqa->forward(x)));
+  EXPECT_EQ(mqa->kv_floats_per_token(), 2 * 6);
+}
+
+TEST(Zoo, TuckerReproducesMha) {
+  auto mha = make<MhaImpl>({"mha", json::object()}, kDims);
+  auto t = tucker_with(tucker_ranks_for(*mha), kDims);
+  tucker_from(*t, *mha);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({3, 9, 24}, torch::kDouble);
+  EXPECT_LE(rel_err(t->forward(x), mha->forward(x)), 1e-10);
+}
+
+TEST(Zoo, TuckerReproducesGqaAndMqa) {
+  for (int64_t g : {1, 2, 4}) {
+    auto gqa = make<GqaImpl>({"gqa", json{{"kv_heads", g}}}, kDims);
+    auto t = tucker_with(tucker_ranks_for(*gqa), kDims);
+    tucker_from(*t, *gqa);
+    EXPECT_EQ(t->ranks.k, g * 6);  // the key factor is tied within groups: r_k = g d_h
+    torch::NoGradGuard no_grad;
+    auto x = torch::randn({2, 8, 24}, torch::kDouble);
+    EXPECT_LE(rel_err(t->forward(x), gqa->forward(x)), 1e-10) << "g = " << g;
+    EXPECT_EQ(t->kv_floats_per_token(), gqa->kv_floats_per_token());
+  }
+}
+
+TEST(Zoo, TuckerReproducesMla) {
+  for (int64_t q_rank : {0, 10}) {
+    auto mla = make<MlaImpl>({"mla", json{{"kv_rank", 8}, {"q_rank", q_rank}}}, kDims);
+    auto t = tucker_with(tucker_ranks_for(*mla), kDims);
+    tucker_from(*t, *mla);
+    torch::NoGradGuard no_grad;
+    auto x = torch::randn({2, 8, 24}, torch::kDouble);
+    EXPECT_LE(rel_err(t->forward(x), mla->forward(x)), 1e-10) << "q_rank " << q_rank;
+    EXPECT_EQ(t->kv_floats_per_token(), 16);  // r_k + r_v = 2 r_kv: the latent, cached twice
+  }
+}
+
+TEST(Zoo, ParameterCountsAreExact) {
+  const AttentionDims biased{24, 4, 6, true};
+  std::vector<AttentionConfig> configs = {
+      {"mha", json::object()},
+      {"gqa", json{{"kv_heads", 2}}},
+      {"mqa", json::object()},
+      {"mla", json{{"kv_rank", 8}}},
+      {"mla", json{{"kv_rank", 8}, {"q_rank", 12}}},
+      {"tucker", json::object()},
+      {"tucker", json{{"ranks", {{"head_qk", 2}, {"q", 5}, {"k", 6}, {"head_ov", 3}, {"v", 7}, {"o", 8}}}}}};
+  for (const auto& c : configs) {
+    auto a = make_attention(c, biased);
+    EXPECT_EQ(a->parameter_count(), numel(*a)) << c.name << " " << c.options.dump();
+  }
+  // closed forms of DESIGN section 4 (d = 24, h = 4, d_h = 6, qkv biases on)
+  EXPECT_EQ(make_attention(configs[1], biased)->parameter_count(), 2 * 24 * 24 + 2 * 24 * 12 + 24 + 24 + 24);
+  auto t = make_attention(configs[6], biased);
+  EXPECT_EQ(t->parameter_count(), 24 * (5 + 6 + 7 + 8) + 2 * 5 * 6 + 3 * 7 * 8 + 4 * (2 + 3) + 24);
+}
+
+TEST(Zoo, ImpossibleSettingsSayWhich) {
+  auto error_of = [](const AttentionConfig& c) {
+    try {
+      make_attention(c, kDims);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  EXPECT_EQ(error_of({"gqa", json{{"kv_heads", 3}}}), "model.attention.kv_heads: 3 must divide model.heads=4");
+  EXPECT_EQ(error_of({"gqa", json::object()}), "model.attention.kv_heads: required by attention 'gqa'");
+  EXPECT_NE(error_of({"mla", json{{"kv_rank", 99}}}).find("model.attention.kv_rank: 99"), std::string::npos);
+  EXPECT_EQ(error_of({"tucker", json{{"ranks", {{"head_qk", 5}}}}}),
+            "model.attention.ranks.head_qk: 5 must be in [1, 4] (the head mode has size 4)");
+  EXPECT_NE(error_of({"tucker", json{{"ranks", {{"x", 5}}}}}).find("ranks.x: unknown option"), std::string::npos);
+  EXPECT_NE(error_of({"mqa", json{{"kv_heads", 1}}}).find("unknown option"), std::string::npos);
+}
+
+TEST(Zoo, GradientsMatchFiniteDifferences) {
+  for (const AttentionConfig& c : std::vector<AttentionConfig>{{"gqa", json{{"kv_heads", 2}}},
+                                                                {"mqa", json::object()},
+                                                                {"mla", json{{"kv_rank", 8}, {"q_rank", 8}}},
+                                                                {"tucker", json{{"ranks", {{"q", 8}, {"k", 7}, {"head_ov", 2}}}}}}) {
+    auto a = make_attention(c, {12, 2, 6, true});
+    a->to(torch::kDouble);
+    auto x = torch::randn({2, 4, 12}, torch::kDouble).requires_grad_(true);
+    auto r = torch::randn({2, 4, 12}, torch::kDouble);
+    auto f = [&] { return (a->forward(x) * r).sum(); };
+    f().backward();
+    std::vector<std::pair<std::string, torch::Tensor>> tensors{{"x", x}};
+    for (const auto& p : a->named_parameters()) tensors.emplace_back(p.key(), p.value());
+    const double eps = 1e-6;
+    for (auto& [name, t] : tensors) {
+      auto grad = t.grad().view({-1});
+      auto flat = t.detach().view({-1});
+      for (int64_t i = 0; i < flat.numel(); i += 7) {
+        torch::NoGradGuard no_grad;
+        const double orig = flat[i].item<double>();
+        flat[i] = orig + eps;
+        const double up = f().item<double>();
+        flat[i] = orig - eps;
+        const double down = f().item<double>();
+        flat[i] = orig;
+        EXPECT_NEAR(grad[i].item<double>(), (up - down) / (2 * eps), 1e-6) << c.name << " " << name << "[" << i << "]";
+      }
+    }
+  }
+}
