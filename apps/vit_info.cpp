@@ -2,7 +2,40 @@
 #include <CLI/CLI.hpp>
 
 #include "vitlab/analysis/accounting.h"
+#include "vitlab/analysis/match.h"
 #include "vitlab/app.h"
+#include "vitlab/error.h"
+
+namespace {
+
+// An attention spec on the command line: a registry name or a JSON object with "name".
+vitlab::AttentionConfig parse_spec(const std::string& text) {
+  vitlab::json j = vitlab::json::parse(text, nullptr, false);
+  if (j.is_discarded() || !(j.is_object() || j.is_string())) j = text;
+  return vitlab::model_from_json(vitlab::json{{"attention", j}}, "--compare").attention;
+}
+
+void print_comparison(const vitlab::ModelConfig& base, const std::vector<vitlab::AttentionConfig>& specs) {
+  std::printf("%-58s %12s %12s %10s %12s %8s\n", "attention", "attn/layer", "total", "KV/token", "FLOPs/img",
+              "vs 1st");
+  double first = 0;
+  for (const auto& a : specs) {
+    vitlab::ModelConfig m = base;
+    m.attention = a;
+    vitlab::ViT model(m);
+    auto acct = vitlab::accounting_json(model);
+    const double per_layer = acct["params"]["attention_per_layer"].get<double>();
+    if (first == 0) first = per_layer;
+    vitlab::json spec = a.options;
+    spec["name"] = a.name;
+    std::printf("%-58s %12.0f %12lld %10lld %12.4g %7.3fx\n", spec.dump().c_str(), per_layer,
+                static_cast<long long>(acct["params"]["total"].get<int64_t>()),
+                static_cast<long long>(acct["kv_floats_per_token"].get<int64_t>()),
+                acct["flops_per_image"].get<double>(), per_layer / first);
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
@@ -10,13 +43,39 @@ int main(int argc, char** argv) {
   std::string config;
   std::vector<std::string> sets;
   bool as_json = false;
+  std::vector<std::string> compare;
+  int64_t match = 0;
   app.add_option("--config", config, "Run config JSON (its model section is used)")->check(CLI::ExistingFile);
   app.add_option("--set", sets, "Override a config value, e.g. --set model.preset=vit-tiny (repeatable)")->take_all();
   app.add_flag("--json", as_json, "Print JSON instead of a table");
+  app.add_option("--compare", compare,
+                 "Attention specs to compare side by side at the config's width: names or JSON objects, "
+                 "e.g. mha '{\"name\":\"gqa\",\"kv_heads\":2}'")
+      ->take_all();
+  app.add_option("--match-params", match,
+                 "Choose the size of model.attention (gqa, mla, tucker) so that its parameters per layer "
+                 "land nearest N")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
   return vitlab::run_app("vit_info", [&] {
-    const vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);
+    vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);
+    if (match > 0) {
+      const auto& m = cfg.model;
+      auto r = vitlab::match_attention_params(m.attention, {m.dim, m.heads, m.head_width(), m.qkv_bias}, match);
+      vitlab::json spec = r.attention.options;
+      spec["name"] = r.attention.name;
+      std::fprintf(stderr, "matched %lld attention parameters per layer (target %lld)\n",
+                   static_cast<long long>(r.params), static_cast<long long>(match));
+      std::printf("%s\n", spec.dump().c_str());
+      return 0;
+    }
+    if (!compare.empty()) {
+      std::vector<vitlab::AttentionConfig> specs;
+      for (const auto& c : compare) specs.push_back(parse_spec(c));
+      print_comparison(cfg.model, specs);
+      return 0;
+    }
     vitlab::ViT model(cfg.model);
     vitlab::json acct = vitlab::accounting_json(model);
     if (as_json) {

@@ -63,6 +63,15 @@ TEST(Cli, InfoPrintsTheBreakdown) {
   EXPECT_EQ(j["params"]["attention_per_layer"], 4 * 192 * 192 + 4 * 192);
   Output table = run(kInfo);
   EXPECT_NE(table.text.find("forward FLOPs per image"), std::string::npos);
+  Output cmp = run(kInfo + " --compare mha mqa '{\"name\":\"gqa\",\"kv_heads\":2}'");
+  ASSERT_EQ(cmp.status, 0) << cmp.text;
+  EXPECT_NE(cmp.text.find("\"kv_heads\":2"), std::string::npos) << cmp.text;
+  EXPECT_NE(cmp.text.find("1.000x"), std::string::npos) << cmp.text;
+  Output m = run(kInfo + " --set model.attention.name=tucker --match-params 20000");
+  ASSERT_EQ(m.status, 0) << m.text;
+  EXPECT_NE(m.text.find("matched "), std::string::npos);
+  EXPECT_EQ(json::parse(m.text.substr(m.text.find('{')))["name"], "tucker");  // the spec, on stdout
+  expect_one_line_error(run(kInfo + " --match-params 100"), "vit_info", "attention 'mha' has no size to choose");
 }
 
 TEST(Cli, BadConfigsAreOneLineErrors) {
@@ -100,6 +109,8 @@ TEST(Cli, BadDataAreOneLineErrors) {
                         "data_batch_1.bin: 7 bytes is not a whole number");
   EXPECT_FALSE(vitlab::path_exists(dir / "o1/result.json"));
   EXPECT_FALSE(vitlab::path_exists(dir / "o3/checkpoint"));
+  // A failed start leaves no run behind: the same --out works without --resume.
+  EXPECT_FALSE(vitlab::path_exists(dir / "o3/run_config.json"));
 }
 
 TEST(Cli, UnwritableOutAndBadCheckpoint) {

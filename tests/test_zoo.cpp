@@ -3,10 +3,14 @@
 #include <gtest/gtest.h>
 
 #include "vitlab/analysis/convert.h"
+#include "vitlab/analysis/match.h"
 #include "vitlab/attention/registry.h"
+#include "test_util.h"
 #include "vitlab/error.h"
+#include "vitlab/train/trainer.h"
 
 using namespace vitlab;
+using vitlab::test::TempDir;
 
 namespace {
 
@@ -126,7 +130,8 @@ TEST(Zoo, ImpossibleSettingsSayWhich) {
 }
 
 TEST(Zoo, GradientsMatchFiniteDifferences) {
-  for (const AttentionConfig& c : std::vector<AttentionConfig>{{"gqa", json{{"kv_heads", 2}}},
+  for (const AttentionConfig& c : std::vector<AttentionConfig>{{"mha", json::object()},
+                                                                {"gqa", json{{"kv_heads", 2}}},
                                                                 {"mqa", json::object()},
                                                                 {"mla", json{{"kv_rank", 8}, {"q_rank", 8}}},
                                                                 {"tucker", json{{"ranks", {{"q", 8}, {"k", 7}, {"head_ov", 2}}}}}}) {
@@ -154,4 +159,53 @@ TEST(Zoo, GradientsMatchFiniteDifferences) {
       }
     }
   }
+}
+
+// Every variant trains a tiny ViT on the synthetic task clearly above chance (10%) in seconds.
+class ZooTrains : public ::testing::TestWithParam<std::pair<std::string, std::string>> {};
+
+TEST_P(ZooTrains, TinyModelLearnsSynthetic) {
+  RunConfig c;
+  c.model.image_size = 16, c.model.patch_size = 4, c.model.dim = 32, c.model.depth = 2, c.model.heads = 4;
+  c.model.attention = {GetParam().first, json::parse(GetParam().second)};
+  c.data.spec = "synthetic";
+  c.data.synthetic.image_size = 16, c.data.synthetic.train = 1600, c.data.synthetic.test = 400;
+  c.data.val_size = 0;
+  c.train.epochs = 6, c.train.batch_size = 32, c.train.lr = 3e-3, c.train.warmup_epochs = 0.5, c.train.threads = 1;
+  c.train.augment.crop_padding = 0;
+  TempDir dir;
+  json r = train({c, dir / "run", false});
+  EXPECT_GE(r["metrics"]["top1"].get<double>(), 60.0) << GetParam().first;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Variants, ZooTrains,
+    ::testing::Values(std::pair<std::string, std::string>{"mha", "{}"},
+                      std::pair<std::string, std::string>{"gqa", R"({"kv_heads": 2})"},
+                      std::pair<std::string, std::string>{"mqa", "{}"},
+                      std::pair<std::string, std::string>{"mla", R"({"kv_rank": 8, "q_rank": 16})"},
+                      std::pair<std::string, std::string>{
+                          "tucker", R"({"ranks": {"head_qk": 2, "q": 16, "k": 8, "head_ov": 2, "v": 8, "o": 16}})"}),
+    [](const auto& info) { return info.param.first; });
+
+TEST(Zoo, MatchParamsPicksTheNearestSize) {
+  const AttentionDims dims{32, 4, 8, true};
+  const int64_t mha = make_attention({"mha", json::object()}, dims)->parameter_count();
+  for (const char* name : {"tucker", "mla"}) {
+    MatchResult r = match_attention_params({name, json::object()}, dims, mha / 4);
+    EXPECT_EQ(make_attention(r.attention, dims)->parameter_count(), r.params);
+    // No other knob value lands nearer: check the neighbours.
+    const int64_t knob = std::string(name) == "mla" ? r.attention.options["kv_rank"].get<int64_t>()
+                                                     : r.attention.options["ranks"]["q"].get<int64_t>();
+    for (int64_t other : {knob - 1, knob + 1}) {
+      if (other < 1 || other > 32) continue;
+      AttentionConfig c = r.attention;
+      if (std::string(name) == "mla") c.options["kv_rank"] = other;
+      else for (const char* k : {"q", "k", "v", "o"}) c.options["ranks"][k] = other;
+      EXPECT_GE(std::llabs(make_attention(c, dims)->parameter_count() - mha / 4), std::llabs(r.params - mha / 4));
+    }
+  }
+  EXPECT_EQ(match_attention_params({"gqa", json::object()}, dims, mha).attention.options["kv_heads"], 4);
+  EXPECT_EQ(match_attention_params({"gqa", json::object()}, dims, 1).attention.options["kv_heads"], 1);
+  EXPECT_THROW(match_attention_params({"mha", json::object()}, dims, 100), Error);
 }

@@ -3,6 +3,7 @@
 namespace vitlab {
 
 Dataset to_device(const Dataset& d, const torch::Device& device) {
+  if (d.size() == 0) return d;  // an absent split (e.g. data.val_size = 0) stays absent
   return {d.images.to(device), d.labels.to(device)};
 }
 

@@ -71,7 +71,6 @@ json train(const TrainRequest& req) {
       fail("--out ", req.out_dir, ": already holds a run; pass --resume to continue it or choose another directory");
     check_same_run(config_path, cfg);
   }
-  atomic_write(config_path, to_json(cfg).dump(2) + "\n");
 
   // The model first: its errors (an unknown attention, say) come before any data is read.
   torch::manual_seed(mix_seed(tc.seed, kInit, 0));
@@ -83,6 +82,8 @@ json train(const TrainRequest& req) {
   check_data_fits_model(data, cfg.model);
   const Dataset train_d = to_device(data.train, device), val_d = to_device(data.val, device),
                 test_d = to_device(data.test, device);
+  // Recorded once the config has proved loadable, so a failed start leaves no run behind.
+  atomic_write(config_path, to_json(cfg).dump(2) + "\n");
   auto optimizer = make_optimizer(model, tc);
   std::unique_ptr<Ema> ema;
   ViT eval_model = model;  // the EMA, when on, is evaluated through a second model
