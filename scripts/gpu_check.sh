@@ -26,3 +26,17 @@ rm -rf /tmp/gpu-epoch
 cp /tmp/gpu-epoch/result.json "$OUT/gpu_one_epoch_result.json"
 ./build-gpu/apps/vit_eval --checkpoint /tmp/gpu-epoch/checkpoint --data idx:data/fashion-mnist --device cuda \
   --out "$OUT/gpu_eval.json"
+
+# Every attention variant, one epoch each at the quick-start width (float32, no tuning yet).
+for spec in mha mqa '{"name":"gqa","kv_heads":2}' '{"name":"mla","kv_rank":24}' \
+            '{"name":"tucker","ranks":{"q":24,"k":24,"v":24,"o":24}}'; do
+  rm -rf /tmp/gpu-variant
+  ./build-gpu/apps/vit_train --config configs/quickstart.json --data idx:data/fashion-mnist --set train.epochs=1 \
+    --set "model.attention=$spec" --device cuda --out /tmp/gpu-variant > /tmp/gpu-variant.log
+  python3 - "$spec" <<'PY'
+import json, sys
+r = json.load(open("/tmp/gpu-variant/result.json"))
+print(f"{sys.argv[1]:<60} attn/layer {r['params']['attention_per_layer']:>7}  train {r['timing']['images_per_s']:>8.0f} img/s"
+      f"  eval {r['timing']['test_images_per_s']:>9.0f} img/s  test top1 {r['metrics']['top1']:.2f}")
+PY
+done
