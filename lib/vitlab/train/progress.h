@@ -10,7 +10,6 @@ namespace vitlab {
 class Progress {
  public:
   Progress();  // live when stderr is a terminal
-  bool live() const { return live_; }
   // True when the live line is due for a redraw (at most ~5 times a second).
   bool due();
   void update(const std::string& line);
