@@ -1,19 +1,12 @@
 #include <gtest/gtest.h>
 
+#include "test_util.h"
 #include "vitlab/app.h"
 #include "vitlab/config.h"
 #include "vitlab/error.h"
 
 using namespace vitlab;
-
-static std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using vitlab::test::error_of;
 
 TEST(Config, RoundTripsThroughJson) {
   RunConfig c;

@@ -14,6 +14,7 @@
 #endif
 
 using namespace vitlab;
+using vitlab::test::error_of;
 using vitlab::test::TempDir;
 using vitlab::test::write_file;
 
@@ -38,15 +39,6 @@ void write_gz(const std::string& path, const std::string& bytes) {
   gzFile f = gzopen(path.c_str(), "wb");
   gzwrite(f, bytes.data(), bytes.size());
   gzclose(f);
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 struct IdxFixture {

@@ -15,6 +15,7 @@
 #include "vitlab/train/trainer.h"
 
 using namespace vitlab;
+using vitlab::test::error_of;
 using vitlab::test::TempDir;
 
 namespace {
@@ -30,15 +31,6 @@ RunConfig tiny_run() {
   c.train.augment.crop_padding = 0;
   c.train.threads = 1;
   return c;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "test_util.h"
 
+#include "vitlab/error.h"
 #include "vitlab/io/files.h"
 
 #include <sys/wait.h>
@@ -28,6 +29,15 @@ Output run(const std::string& command) {
 
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace vitlab::test

@@ -1,5 +1,6 @@
 #pragma once
 // Helpers shared by the tests: scratch directories and running the apps as a user would.
+#include <functional>
 #include <string>
 
 namespace vitlab::test {
@@ -19,5 +20,8 @@ struct Output {
 Output run(const std::string& command);
 
 void write_file(const std::string& path, const std::string& bytes);
+
+// The message of the vitlab::Error that `f` throws, or "" when it throws none.
+std::string error_of(const std::function<void()>& f);
 
 }  // namespace vitlab::test

@@ -112,14 +112,7 @@ TEST(Zoo, ParameterCountsAreExact) {
 }
 
 TEST(Zoo, ImpossibleSettingsSayWhich) {
-  auto error_of = [](const AttentionConfig& c) {
-    try {
-      make_attention(c, kDims);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
-  };
+  auto error_of = [](const AttentionConfig& c) { return vitlab::test::error_of([&] { make_attention(c, kDims); }); };
   EXPECT_EQ(error_of({"gqa", json{{"kv_heads", 3}}}), "model.attention.kv_heads: 3 must divide model.heads=4");
   EXPECT_EQ(error_of({"gqa", json::object()}), "model.attention.kv_heads: required by attention 'gqa'");
   EXPECT_NE(error_of({"mla", json{{"kv_rank", 99}}}).find("model.attention.kv_rank: 99"), std::string::npos);
