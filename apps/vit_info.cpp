@@ -8,13 +8,6 @@
 
 namespace {
 
-// An attention spec on the command line: a registry name or a JSON object with "name".
-vitlab::AttentionConfig parse_spec(const std::string& text) {
-  vitlab::json j = vitlab::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !(j.is_object() || j.is_string())) j = text;
-  return vitlab::model_from_json(vitlab::json{{"attention", j}}, "--compare").attention;
-}
-
 void print_comparison(const vitlab::ModelConfig& base, const std::vector<vitlab::AttentionConfig>& specs) {
   std::printf("%-58s %12s %12s %10s %12s %8s\n", "attention", "attn/layer", "total", "KV/token", "FLOPs/img",
               "vs 1st");
@@ -53,8 +46,8 @@ int main(int argc, char** argv) {
                  "e.g. mha '{\"name\":\"gqa\",\"kv_heads\":2}'")
       ->take_all();
   app.add_option("--match-params", match,
-                 "Choose the size of model.attention (gqa, mla, tucker) so that its parameters per layer "
-                 "land nearest N")
+                 "Choose the size of model.attention so that its parameters per layer land nearest N "
+                 "(gqa: kv_heads; mla: kv_rank; tucker: ranks q=k=v=o; tpa: q_rank=k_rank=v_rank; btt: rank)")
       ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
@@ -62,7 +55,7 @@ int main(int argc, char** argv) {
     vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);
     if (match > 0) {
       const auto& m = cfg.model;
-      auto r = vitlab::match_attention_params(m.attention, {m.dim, m.heads, m.head_width(), m.qkv_bias}, match);
+      auto r = vitlab::match_attention_params(m.attention, vitlab::AttentionDims::of(m), match);
       vitlab::json spec = r.attention.options;
       spec["name"] = r.attention.name;
       std::fprintf(stderr, "matched %lld attention parameters per layer (target %lld)\n",
@@ -72,7 +65,7 @@ int main(int argc, char** argv) {
     }
     if (!compare.empty()) {
       std::vector<vitlab::AttentionConfig> specs;
-      for (const auto& c : compare) specs.push_back(parse_spec(c));
+      for (const auto& c : compare) specs.push_back(vitlab::attention_from_spec(c, "--compare"));
       print_comparison(cfg.model, specs);
       return 0;
     }

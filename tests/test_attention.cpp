@@ -88,7 +88,7 @@ TEST(Registry, UnknownNamesAndOptionsAreErrors) {
     make_attention({"flash9", json::object()}, dims);
     FAIL();
   } catch (const Error& e) {
-    EXPECT_EQ(std::string(e.what()), "model.attention.name: unknown attention 'flash9' (known: gqa, mha, mla, mqa, tucker)");
+    EXPECT_EQ(std::string(e.what()), "model.attention.name: unknown attention 'flash9' (known: btt, gqa, mha, mla, mlr, mqa, tpa, tucker)");
   }
   try {
     make_attention({"mha", json{{"kv_heads", 2}}}, dims);

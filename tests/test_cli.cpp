@@ -20,7 +20,7 @@ using vitlab::test::write_file;
 
 namespace {
 
-const std::string kTrain = VIT_TRAIN, kEval = VIT_EVAL, kInfo = VIT_INFO;
+const std::string kTrain = VIT_TRAIN, kEval = VIT_EVAL, kInfo = VIT_INFO, kBench = VIT_BENCH;
 
 // A small synthetic run (seconds per epoch on one thread).
 json tiny_config(int epochs) {
@@ -48,7 +48,7 @@ json without_timing(json r) {
 }  // namespace
 
 TEST(Cli, HelpExitsZero) {
-  for (const auto& app : {kTrain, kEval, kInfo}) {
+  for (const auto& app : {kTrain, kEval, kInfo, kBench}) {
     Output o = run(app + " --help");
     EXPECT_EQ(o.status, 0) << app;
     EXPECT_NE(o.text.find("--"), std::string::npos);
@@ -72,6 +72,26 @@ TEST(Cli, InfoPrintsTheBreakdown) {
   EXPECT_NE(m.text.find("matched "), std::string::npos);
   EXPECT_EQ(json::parse(m.text.substr(m.text.find('{')))["name"], "tucker");  // the spec, on stdout
   expect_one_line_error(run(kInfo + " --match-params 100"), "vit_info", "attention 'mha' has no size to choose");
+}
+
+TEST(Cli, BenchMeasuresEverySpecAndWritesJson) {
+  TempDir dir;
+  const std::string small = " --set model.image_size=16 --set model.patch_size=4 --set model.dim=32"
+                            " --set model.depth=1 --set model.heads=2 --threads 1 --batch-size 8"
+                            " --warmup 1 --windows 3 --window-steps 2";
+  Output o = run(kBench + small + " --attention mha '{\"name\":\"mla\",\"kv_rank\":4}' --json " + dir / "b.json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  json j = read_json_file(dir / "b.json");
+  EXPECT_EQ(j["schema"], "vitlab.bench/1");
+  ASSERT_EQ(j["results"].size(), 2u);
+  EXPECT_EQ(j["results"][1]["attention"]["kv_rank"], 4);
+  for (const auto& r : j["results"])
+    for (const char* phase : {"train", "infer"}) {
+      EXPECT_EQ(r[phase]["windows"].size(), 3u);
+      EXPECT_GT(r[phase]["images_per_s"].get<double>(), 0.0);
+    }
+  EXPECT_NE(o.text.find("{\"kv_rank\":4,\"name\":\"mla\"}"), std::string::npos) << o.text;
+  expect_one_line_error(run(kBench + small + " --attention mlx"), "vit_bench", "unknown attention 'mlx'");
 }
 
 TEST(Cli, BadConfigsAreOneLineErrors) {

@@ -92,7 +92,7 @@ TEST(Zoo, TuckerReproducesMla) {
 }
 
 TEST(Zoo, ParameterCountsAreExact) {
-  const AttentionDims biased{24, 4, 6, true};
+  const AttentionDims biased{24, 4, 6, true, false, 4, 1};
   std::vector<AttentionConfig> configs = {
       {"mha", json::object()},
       {"gqa", json{{"kv_heads", 2}}},
@@ -100,11 +100,23 @@ TEST(Zoo, ParameterCountsAreExact) {
       {"mla", json{{"kv_rank", 8}}},
       {"mla", json{{"kv_rank", 8}, {"q_rank", 12}}},
       {"tucker", json::object()},
-      {"tucker", json{{"ranks", {{"head_qk", 2}, {"q", 5}, {"k", 6}, {"head_ov", 3}, {"v", 7}, {"o", 8}}}}}};
+      {"tucker", json{{"ranks", {{"head_qk", 2}, {"q", 5}, {"k", 6}, {"head_ov", 3}, {"v", 7}, {"o", 8}}}}},
+      {"tpa", json{{"q_rank", 3}, {"k_rank", 2}, {"v_rank", 1}}},
+      {"mlr", json{{"ranks", {3, 2, 1}}}},
+      {"btt", json{{"m1", 4}, {"rank", 2}}}};
   for (const auto& c : configs) {
     auto a = make_attention(c, biased);
     EXPECT_EQ(a->parameter_count(), numel(*a)) << c.name << " " << c.options.dump();
   }
+  AttentionDims roped = biased;
+  roped.rope = true, roped.head_dim = 8, roped.grid = 4;
+  auto mla_rope = make_attention({"mla", json{{"kv_rank", 8}, {"q_rank", 12}, {"rope_dim", 4}}}, roped);
+  EXPECT_EQ(mla_rope->parameter_count(), numel(*mla_rope));
+  EXPECT_EQ(mla_rope->parameter_count(),
+            24 * 12 + 12 * 32 + 24 * 8 + 8 * 64 + 12 * 4 * 4 + 24 * 4 + 32 * 24 + 24);  // W_dq W_uq W_dkv W_ukv W_qr W_kr W_o b
+  EXPECT_EQ(mla_rope->kv_floats_per_token(), 8 + 4);
+  EXPECT_EQ(make_attention(configs[7], biased)->parameter_count(), 24 * (3 + 2 + 1) * (4 + 6) + 4 * 6 * 24 + 24);
+  EXPECT_EQ(make_attention(configs[8], biased)->parameter_count(), make_attention(configs[0], biased)->parameter_count());
   // closed forms of DESIGN section 4 (d = 24, h = 4, d_h = 6, qkv biases on)
   EXPECT_EQ(make_attention(configs[1], biased)->parameter_count(), 2 * 24 * 24 + 2 * 24 * 12 + 24 + 24 + 24);
   auto t = make_attention(configs[6], biased);
@@ -120,23 +132,64 @@ TEST(Zoo, ImpossibleSettingsSayWhich) {
             "model.attention.ranks.head_qk: 5 must be in [1, 4] (the head mode has size 4)");
   EXPECT_NE(error_of({"tucker", json{{"ranks", {{"x", 5}}}}}).find("ranks.x: unknown option"), std::string::npos);
   EXPECT_NE(error_of({"mqa", json{{"kv_heads", 1}}}).find("unknown option"), std::string::npos);
+  EXPECT_EQ(error_of({"tpa", json{{"k_rank", 0}}}), "model.attention.k_rank: 0 must be at least 1");
+  EXPECT_EQ(error_of({"btt", json{{"m1", 5}}}),
+            "model.attention.m1: 5 does not divide model.dim=24 (BTT views x as an m1 x m2 matrix)");
+  EXPECT_EQ(error_of({"mlr", json{{"ranks", {4, 4}}}}), "model.attention.ranks: 4+4=8 must sum to the head width d_h=6");
+  EXPECT_EQ(error_of({"mlr", json{{"ranks", "4"}}}), "model.attention.ranks: expected a list of integers, got \"4\"");
+  EXPECT_EQ(error_of({"mlr", json{{"layout", "spiral"}}}), "model.attention.layout: 'spiral' is not one of quadtree, sequence");
+  const AttentionDims grid4{24, 4, 6, false, false, 4, 1};
+  auto error_in = [](const AttentionConfig& c, const AttentionDims& d) {
+    return vitlab::test::error_of([&] { make_attention(c, d); });
+  };
+  EXPECT_EQ(error_in({"mlr", json{{"ranks", {3, 1, 1, 1}}}}, grid4),
+            "model.attention.ranks: 4 levels cut the grid side 4 patches into 8 parts; use at most 3 levels");
+  AttentionDims roped = grid4;
+  roped.rope = true;
+  EXPECT_EQ(error_in({"mha", json::object()}, roped),
+            "model.head_dim (d_h): 6 must be divisible by 4 for model.pos=rope (2-D RoPE turns pairs of channels per axis)");
+  EXPECT_NE(error_in({"mla", json{{"kv_rank", 4}}}, roped).find("model.attention.rope_dim: mla needs rope_dim > 0"),
+            std::string::npos);
+  EXPECT_EQ(error_in({"mla", json{{"kv_rank", 4}, {"rope_dim", 4}}}, grid4),
+            "model.attention.rope_dim: 4 needs model.pos=rope");
+  EXPECT_NE(error_in({"mlr", json{{"ranks", {6}}}}, roped).find("model.pos: rope does not apply to attention 'mlr'"),
+            std::string::npos);
 }
 
 TEST(Zoo, GradientsMatchFiniteDifferences) {
-  for (const AttentionConfig& c : std::vector<AttentionConfig>{{"mha", json::object()},
-                                                                {"gqa", json{{"kv_heads", 2}}},
-                                                                {"mqa", json::object()},
-                                                                {"mla", json{{"kv_rank", 8}, {"q_rank", 8}}},
-                                                                {"tucker", json{{"ranks", {{"q", 8}, {"k", 7}, {"head_ov", 2}}}}}}) {
-    auto a = make_attention(c, {12, 2, 6, true});
+  const AttentionDims plain{12, 2, 6, true, false, 2, 0}, roped{16, 2, 8, true, true, 2, 0};
+  Rope2d rope(2, 2, 0, 100.0);
+  struct Case {
+    AttentionConfig cfg;
+    AttentionDims dims;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"mha", json::object()}, plain},
+           {{"gqa", json{{"kv_heads", 2}}}, plain},
+           {{"mqa", json::object()}, plain},
+           {{"mla", json{{"kv_rank", 8}, {"q_rank", 8}}}, plain},
+           {{"tucker", json{{"ranks", {{"q", 8}, {"k", 7}, {"head_ov", 2}}}}}, plain},
+           {{"tpa", json{{"q_rank", 2}, {"k_rank", 2}, {"v_rank", 1}}}, plain},
+           {{"mlr", json{{"ranks", {4, 2}}, {"path", "onehot"}}}, plain},
+           {{"mlr", json{{"ranks", {4, 2}}, {"path", "masked"}}}, plain},
+           {{"btt", json{{"m1", 3}, {"rank", 2}}}, plain},
+           {{"mha", json::object()}, roped},
+           {{"mla", json{{"kv_rank", 6}, {"rope_dim", 4}}}, roped},
+           {{"tucker", json{{"ranks", {{"k", 8}, {"q", 6}}}}}, roped},
+           {{"tpa", json{{"q_rank", 2}, {"k_rank", 1}, {"v_rank", 1}}}, roped},
+           {{"btt", json{{"m1", 4}}}, roped}}) {
+    auto a = make_attention(c.cfg, c.dims);
     a->to(torch::kDouble);
-    auto x = torch::randn({2, 4, 12}, torch::kDouble).requires_grad_(true);
-    auto r = torch::randn({2, 4, 12}, torch::kDouble);
-    auto f = [&] { return (a->forward(x) * r).sum(); };
+    const int64_t d = c.dims.dim;
+    auto x = torch::randn({2, 4, d}, torch::kDouble).requires_grad_(true);
+    auto r = torch::randn({2, 4, d}, torch::kDouble);
+    const Rope2d* rp = c.dims.rope ? &rope : nullptr;
+    auto f = [&] { return (a->forward(x, rp) * r).sum(); };
     f().backward();
     std::vector<std::pair<std::string, torch::Tensor>> tensors{{"x", x}};
     for (const auto& p : a->named_parameters()) tensors.emplace_back(p.key(), p.value());
     const double eps = 1e-6;
+    const std::string what = c.cfg.name + " " + c.cfg.options.dump() + (rp ? " rope" : "");
     for (auto& [name, t] : tensors) {
       auto grad = t.grad().view({-1});
       auto flat = t.detach().view({-1});
@@ -148,7 +201,7 @@ TEST(Zoo, GradientsMatchFiniteDifferences) {
         flat[i] = orig - eps;
         const double down = f().item<double>();
         flat[i] = orig;
-        EXPECT_NEAR(grad[i].item<double>(), (up - down) / (2 * eps), 1e-6) << c.name << " " << name << "[" << i << "]";
+        EXPECT_NEAR(grad[i].item<double>(), (up - down) / (2 * eps), 1e-6) << what << " " << name << "[" << i << "]";
       }
     }
   }
@@ -160,7 +213,9 @@ class ZooTrains : public ::testing::TestWithParam<std::pair<std::string, std::st
 TEST_P(ZooTrains, TinyModelLearnsSynthetic) {
   RunConfig c;
   c.model.image_size = 16, c.model.patch_size = 4, c.model.dim = 32, c.model.depth = 2, c.model.heads = 4;
-  c.model.attention = {GetParam().first, json::parse(GetParam().second)};
+  json options = json::parse(GetParam().second);
+  if (options.contains("pos")) c.model.pos = options["pos"], options.erase("pos");
+  c.model.attention = {GetParam().first, options};
   c.data.spec = "synthetic";
   c.data.synthetic.image_size = 16, c.data.synthetic.train = 1600, c.data.synthetic.test = 400;
   c.data.val_size = 0;
@@ -178,8 +233,16 @@ INSTANTIATE_TEST_SUITE_P(
                       std::pair<std::string, std::string>{"mqa", "{}"},
                       std::pair<std::string, std::string>{"mla", R"({"kv_rank": 8, "q_rank": 16})"},
                       std::pair<std::string, std::string>{
-                          "tucker", R"({"ranks": {"head_qk": 2, "q": 16, "k": 8, "head_ov": 2, "v": 8, "o": 16}})"}),
-    [](const auto& info) { return info.param.first; });
+                          "tucker", R"({"ranks": {"head_qk": 2, "q": 16, "k": 8, "head_ov": 2, "v": 8, "o": 16}})"},
+                      std::pair<std::string, std::string>{"tpa", "{}"},
+                      std::pair<std::string, std::string>{"mlr", R"({"ranks": [4, 4]})"},
+                      std::pair<std::string, std::string>{"btt", "{}"},
+                      std::pair<std::string, std::string>{
+                          "tucker", R"({"pos": "rope", "ranks": {"q": 16, "k": 8, "v": 8, "o": 16}})"},
+                      std::pair<std::string, std::string>{"mla", R"({"pos": "rope", "kv_rank": 8, "rope_dim": 4})"}),
+    [](const auto& info) {
+      return info.param.first + (info.param.second.find("rope") != std::string::npos ? "_rope" : "");
+    });
 
 TEST(Zoo, MatchParamsPicksTheNearestSize) {
   const AttentionDims dims{32, 4, 8, true};

@@ -132,7 +132,9 @@ void ModelConfig::validate() const {
         std::to_string(heads) + " does not divide model.dim=" + std::to_string(dim) + " (or set model.head_dim)");
   check(mlp_ratio > 0, "model.mlp_ratio", "must be positive");
   check(one_of(pool, {"cls", "mean"}), "model.pool", "'" + pool + "' is not one of cls, mean");
-  check(one_of(pos, {"learned", "sincos", "none"}), "model.pos", "'" + pos + "' is not one of learned, sincos, none");
+  check(one_of(pos, {"learned", "sincos", "rope", "none"}), "model.pos",
+        "'" + pos + "' is not one of learned, sincos, rope, none");
+  check(rope_theta > 1, "model.rope_theta", "must be greater than 1");
   check(pos != "sincos" || dim % 4 == 0, "model.pos", "sincos needs model.dim divisible by 4");
   check(drop_rate >= 0 && drop_rate < 1, "model.drop_rate", "must be in [0, 1)");
   check(drop_path >= 0 && drop_path < 1, "model.drop_path", "must be in [0, 1)");
@@ -191,7 +193,7 @@ json to_json(const ModelConfig& c) {
               {"in_chans", c.in_chans},     {"num_classes", c.num_classes}, {"dim", c.dim},
               {"depth", c.depth},           {"heads", c.heads},           {"head_dim", c.head_dim},
               {"mlp_ratio", c.mlp_ratio},   {"qkv_bias", c.qkv_bias},     {"pool", c.pool},
-              {"pos", c.pos},               {"drop_rate", c.drop_rate},   {"drop_path", c.drop_path},
+              {"pos", c.pos},               {"rope_theta", c.rope_theta}, {"drop_rate", c.drop_rate},   {"drop_path", c.drop_path},
               {"norm_eps", c.norm_eps},     {"mean", c.mean},             {"std", c.std},
               {"attention", attention}};
 }
@@ -251,6 +253,7 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
   f.get("qkv_bias", c.qkv_bias);
   f.get("pool", c.pool);
   f.get("pos", c.pos);
+  f.get("rope_theta", c.rope_theta);
   f.get("drop_rate", c.drop_rate);
   f.get("drop_path", c.drop_path);
   f.get("norm_eps", c.norm_eps);
@@ -335,6 +338,12 @@ RunConfig run_from_json(const json& j) {
   if (const json* t = f.object("train")) c.train = train_from_json(*t, "train");
   f.finish();
   return c;
+}
+
+AttentionConfig attention_from_spec(const std::string& text, const std::string& flag) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !(j.is_object() || j.is_string())) j = text;
+  return model_from_json(json{{"attention", j}}, flag).attention;
 }
 
 json read_json_file(const std::string& path) {

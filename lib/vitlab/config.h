@@ -28,7 +28,8 @@ struct ModelConfig {
   double mlp_ratio = 4.0;
   bool qkv_bias = true;
   std::string pool = "cls";     // "cls" (class token) or "mean"
-  std::string pos = "learned";  // "learned", "sincos" or "none"
+  std::string pos = "learned";  // "learned", "sincos", "rope" (2-D axial, inside attention) or "none"
+  double rope_theta = 100.0;    // RoPE frequency base (100 for patch grids, Heo et al. 2024)
   double drop_rate = 0.0;       // dropout after the position embedding and inside the MLP
   double drop_path = 0.0;       // stochastic depth, linearly increasing to this over the blocks
   double norm_eps = 1e-6;
@@ -114,6 +115,10 @@ ModelConfig model_from_json(const json& j, const std::string& path = "model");
 DataConfig data_from_json(const json& j, const std::string& path = "data");
 TrainConfig train_from_json(const json& j, const std::string& path = "train");
 RunConfig run_from_json(const json& j);
+
+// An attention spec given on the command line as `flag`: a registry name ("mha") or a JSON
+// object with "name" ('{"name":"gqa","kv_heads":2}').
+AttentionConfig attention_from_spec(const std::string& text, const std::string& flag);
 
 // Parses a JSON file, failing with a message that names the file (and line, for syntax errors).
 json read_json_file(const std::string& path);

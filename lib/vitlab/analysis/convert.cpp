@@ -77,6 +77,7 @@ void tucker_from(TuckerImpl& t, const GqaImpl& m) {
 
 // U_q = W_dq, U_k = U_v = W_dkv, U_o = I, S = I, G_qk[i] = W_uq^i W_uk^i^T, G_ov[i] = W_uv^i W_o^i.
 void tucker_from(TuckerImpl& t, const MlaImpl& m) {
+  if (m.rope_dim > 0) fail("convert: MLA with decoupled RoPE (rope_dim ", m.rope_dim, ") is not a Tucker special case");
   check_ranks(t, tucker_ranks_for(m));
   torch::NoGradGuard no_grad;
   const int64_t h = m.dims.heads, dh = m.dims.head_dim, inner = h * dh;

@@ -28,8 +28,18 @@ MatchResult match_attention_params(const AttentionConfig& base, const AttentionD
       for (const char* k : {"q", "k", "v", "o"}) ranks[k] = r;
       return c;
     };
+  } else if (base.name == "tpa") {
+    for (int64_t r = 1; r <= dims.dim; ++r) knobs.push_back(r);
+    at = [&](int64_t r) {
+      AttentionConfig c = base;
+      for (const char* k : {"q_rank", "k_rank", "v_rank"}) c.options[k] = r;
+      return c;
+    };
+  } else if (base.name == "btt") {
+    for (int64_t r = 1; r <= dims.dim; ++r) knobs.push_back(r);
+    at = [&](int64_t r) { AttentionConfig c = base; c.options["rank"] = r; return c; };
   } else {
-    fail("--match-params: attention '", base.name, "' has no size to choose (use gqa, mla or tucker)");
+    fail("--match-params: attention '", base.name, "' has no size to choose (use gqa, mla, tucker, tpa or btt)");
   }
   auto count = [&](size_t i) { return make_attention(at(knobs[i]), dims)->parameter_count(); };
   // Parameter counts grow with the knob: bisect for the first one at or above the target,

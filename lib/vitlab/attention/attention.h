@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "vitlab/attention/rope.h"
 #include "vitlab/config.h"
 
 namespace vitlab {
@@ -15,11 +16,32 @@ struct AttentionDims {
   int64_t heads;     // h
   int64_t head_dim;  // d_h
   bool qkv_bias;     // biases on the input projections (the output projection always has one)
+  bool rope = false; // the model rotates queries and keys (model.pos = "rope")
+  int64_t grid = 0;  // the patch grid is grid x grid (0: unknown, for layers used outside a ViT)
+  int64_t prefix = 0;  // tokens before the patches (the class token)
+
+  static AttentionDims of(const ModelConfig& c);
+};
+
+// What the score kernel consumes: q (B, h, N, e), k (B, h, M, e), v (B, h, M, f) and the scale
+// of softmax(q k^T * scale) v.
+struct Projected {
+  torch::Tensor q, k, v;
+  double scale;
 };
 
 class AttentionImpl : public torch::nn::Module {
  public:
-  virtual torch::Tensor forward(const torch::Tensor& x) = 0;  // (B, N, d) -> (B, N, d)
+  // (B, N, d) -> (B, N, d); `rope` is the model's rotation when model.pos is "rope".
+  // By default combine(sdpa(project(x))), the fused kernel where LibTorch has one.
+  virtual torch::Tensor forward(const torch::Tensor& x, const Rope2d* rope = nullptr);
+  // The pre-softmax scores (B, h, N, N), scale included: attention maps and tests.
+  virtual torch::Tensor scores(const torch::Tensor& x, const Rope2d* rope = nullptr);
+  // Queries, keys and values in the kernel's layout, rotated when `rope` is given.
+  virtual Projected project(const torch::Tensor& x, const Rope2d* rope) = 0;
+  // The kernel's output (B, h, N, f) -> (B, N, d).
+  virtual torch::Tensor combine(const torch::Tensor& o) = 0;
+
   // Exact number of parameters (equals the sum of numel of the registered tensors).
   virtual int64_t parameter_count() const = 0;
   // Floats a KV cache would hold per token (keys + values, all heads).
@@ -31,5 +53,12 @@ class AttentionImpl : public torch::nn::Module {
 };
 
 using AttentionPtr = std::shared_ptr<AttentionImpl>;
+
+// (B, h, N, f) -> (B, N, h f): the heads side by side, as the output projection reads them.
+torch::Tensor merge_heads(const torch::Tensor& o);
+
+// Variants call these while validating their options: `width` is what RoPE would rotate.
+void require_rope_width(const AttentionDims& dims, int64_t width, const std::string& what);
+void reject_rope(const AttentionDims& dims, const std::string& name, const std::string& why);
 
 }  // namespace vitlab

@@ -15,16 +15,21 @@ GqaImpl::GqaImpl(const AttentionDims& d, int64_t g, std::string n) : dims(d), kv
   proj = register_module("proj", torch::nn::Linear(d.heads * dh, d.dim));
 }
 
-torch::Tensor GqaImpl::forward(const torch::Tensor& x) {
+Projected GqaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
   const int64_t B = x.size(0), N = x.size(1), h = dims.heads, g = kv_heads, dh = dims.head_dim;
-  auto q_ = q(x).view({B, N, h, dh}).transpose(1, 2);                       // (B, h, N, d_h)
-  auto kv_ = kv(x).view({B, N, 2, g, dh}).permute({2, 0, 3, 1, 4});        // (2, B, g, N, d_h)
+  auto q_ = q(x).view({B, N, h, dh}).transpose(1, 2);                 // (B, h, N, d_h)
+  auto kv_ = kv(x).view({B, N, 2, g, dh}).permute({2, 0, 3, 1, 4});  // (2, B, g, N, d_h)
+  torch::Tensor k = kv_[0];
+  if (rope) q_ = rope->rotate(q_), k = rope->rotate(k);
   // Each key/value head serves h / g consecutive query heads.
   auto widen = [&](const torch::Tensor& t) {
     return t.unsqueeze(2).expand({B, g, h / g, N, dh}).reshape({B, h, N, dh});  // (B, h, N, d_h)
   };
-  auto o = sdpa(q_, widen(kv_[0]), widen(kv_[1]), 1.0 / std::sqrt(static_cast<double>(dh)));  // (B, h, N, d_h)
-  return proj(o.transpose(1, 2).reshape({B, N, h * dh}));                  // (B, N, d)
+  return {q_, widen(k), widen(kv_[1]), 1.0 / std::sqrt(static_cast<double>(dh))};
+}
+
+torch::Tensor GqaImpl::combine(const torch::Tensor& o) {
+  return proj(merge_heads(o));  // (B, h, N, d_h) -> (B, N, h d_h) -> (B, N, d)
 }
 
 int64_t GqaImpl::parameter_count() const {
@@ -50,11 +55,13 @@ AttentionPtr make_gqa(const AttentionConfig& cfg, const AttentionDims& dims) {
   o.finish();
   if (g < 1 || g > dims.heads || dims.heads % g != 0)
     fail("model.attention.kv_heads: ", g, " must divide model.heads=", dims.heads);
+  require_rope_width(dims, dims.head_dim, "model.head_dim (d_h)");
   return std::make_shared<GqaImpl>(dims, g, "gqa");
 }
 
 AttentionPtr make_mqa(const AttentionConfig& cfg, const AttentionDims& dims) {
   Options(cfg).finish();
+  require_rope_width(dims, dims.head_dim, "model.head_dim (d_h)");
   return std::make_shared<GqaImpl>(dims, 1, "mqa");
 }
 

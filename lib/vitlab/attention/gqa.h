@@ -9,7 +9,8 @@ namespace vitlab {
 class GqaImpl : public AttentionImpl {
  public:
   GqaImpl(const AttentionDims& dims, int64_t kv_heads, std::string name);
-  torch::Tensor forward(const torch::Tensor& x) override;
+  Projected project(const torch::Tensor& x, const Rope2d* rope) override;
+  torch::Tensor combine(const torch::Tensor& o) override;
   int64_t parameter_count() const override;
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;

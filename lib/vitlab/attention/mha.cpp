@@ -13,11 +13,16 @@ MhaImpl::MhaImpl(const AttentionDims& d) : dims(d) {
   proj = register_module("proj", torch::nn::Linear(inner, d.dim));
 }
 
-torch::Tensor MhaImpl::forward(const torch::Tensor& x) {
+Projected MhaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
   const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
   auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
-  auto o = sdpa(qkv_[0], qkv_[1], qkv_[2], 1.0 / std::sqrt(static_cast<double>(dh)));  // (B, h, N, d_h)
-  return proj(o.transpose(1, 2).reshape({B, N, h * dh}));  // (B, N, h d_h) -> (B, N, d)
+  torch::Tensor q = qkv_[0], k = qkv_[1];
+  if (rope) q = rope->rotate(q), k = rope->rotate(k);
+  return {q, k, qkv_[2], 1.0 / std::sqrt(static_cast<double>(dh))};
+}
+
+torch::Tensor MhaImpl::combine(const torch::Tensor& o) {
+  return proj(merge_heads(o));  // (B, h, N, d_h) -> (B, N, h d_h) -> (B, N, d)
 }
 
 int64_t MhaImpl::parameter_count() const {
@@ -40,6 +45,7 @@ json MhaImpl::describe() const {
 
 AttentionPtr make_mha(const AttentionConfig& cfg, const AttentionDims& dims) {
   Options(cfg).finish();  // MHA takes no options
+  require_rope_width(dims, dims.head_dim, "model.head_dim (d_h)");
   return std::make_shared<MhaImpl>(dims);
 }
 

@@ -7,7 +7,8 @@ namespace vitlab {
 class MhaImpl : public AttentionImpl {
  public:
   explicit MhaImpl(const AttentionDims& dims);
-  torch::Tensor forward(const torch::Tensor& x) override;
+  Projected project(const torch::Tensor& x, const Rope2d* rope) override;
+  torch::Tensor combine(const torch::Tensor& o) override;
   int64_t parameter_count() const override;
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;

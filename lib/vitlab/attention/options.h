@@ -2,6 +2,7 @@
 // Reads a variant's options (model.attention.*), naming the key in every error.
 #include <set>
 #include <string>
+#include <vector>
 
 #include "vitlab/config.h"
 
@@ -16,6 +17,8 @@ class Options {
   int64_t integer(const std::string& key);                  // required
   int64_t integer(const std::string& key, int64_t fallback);
   const json* object(const std::string& key);               // null when absent
+  std::vector<int64_t> integers(const std::string& key, std::vector<int64_t> fallback);  // a list
+  std::string text(const std::string& key, const std::string& fallback, std::initializer_list<const char*> allowed);
   void finish() const;                                      // unknown options are errors
 
  private:

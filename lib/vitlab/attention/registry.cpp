@@ -2,9 +2,12 @@
 
 #include <map>
 
+#include "vitlab/attention/btt.h"
 #include "vitlab/attention/gqa.h"
 #include "vitlab/attention/mha.h"
 #include "vitlab/attention/mla.h"
+#include "vitlab/attention/mlr.h"
+#include "vitlab/attention/tpa.h"
 #include "vitlab/attention/tucker.h"
 #include "vitlab/error.h"
 
@@ -21,6 +24,9 @@ const std::map<std::string, Factory>& registry() {
       {"mqa", &make_mqa},
       {"mla", &make_mla},
       {"tucker", &make_tucker},
+      {"tpa", &make_tpa},
+      {"mlr", &make_mlr},
+      {"btt", &make_btt},
   };
   return r;
 }

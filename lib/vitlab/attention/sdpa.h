@@ -10,6 +10,8 @@ namespace vitlab {
 torch::Tensor sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale);
 // The plain composition, always available (reference and fallback path).
 torch::Tensor sdpa_composed(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, double scale);
+// softmax(scores) v with the softmax in at least float32: scores (B, h, N, M), v (B, h, M, f).
+torch::Tensor softmax_values(const torch::Tensor& scores, const torch::Tensor& v);
 // "fused" or "composed": what sdpa() runs in this build.
 const char* sdpa_path();
 

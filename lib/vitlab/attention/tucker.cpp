@@ -44,16 +44,21 @@ TuckerImpl::TuckerImpl(const AttentionDims& d, const TuckerRanks& r) : dims(d), 
   bias = register_parameter("bias", torch::zeros({d.dim}));
 }
 
-torch::Tensor TuckerImpl::forward(const torch::Tensor& x) {
+Projected TuckerImpl::project(const torch::Tensor& x, const Rope2d* rope) {
   const int64_t B = x.size(0), N = x.size(1), h = dims.heads;
-  auto M = torch::einsum("hc,cqk->hqk", {S_qk, G_qk});              // (h, r_q, r_k): M_i
-  auto Nm = torch::einsum("hc,cvo->hvo", {S_ov, G_ov});             // (h, r_v, r_o): N_i
-  auto q = torch::einsum("bnq,hqk->bhnk", {x.matmul(U_q), M});      // (B, h, N, r_k)
-  auto k = x.matmul(U_k).unsqueeze(1).expand({B, h, N, ranks.k});   // (B, h, N, r_k), one shared head
-  auto v = x.matmul(U_v).unsqueeze(1).expand({B, h, N, ranks.v});   // (B, h, N, r_v), one shared head
-  auto o = sdpa(q, k, v, 1.0 / std::sqrt(static_cast<double>(dims.head_dim)));  // (B, h, N, r_v)
-  auto z = torch::einsum("bhnv,hvo->bno", {o, Nm});                 // (B, N, r_o)
-  return z.matmul(U_o.t()) + bias;                                  // (B, N, d)
+  auto M = torch::einsum("hc,cqk->hqk", {S_qk, G_qk});          // (h, r_q, r_k): M_i
+  auto q = torch::einsum("bnq,hqk->bhnk", {x.matmul(U_q), M});  // (B, h, N, r_k)
+  auto k = x.matmul(U_k).unsqueeze(1);                          // (B, 1, N, r_k), one shared head
+  if (rope) q = rope->rotate(q), k = rope->rotate(k);           // RoPE in the r_k space
+  auto v = x.matmul(U_v).unsqueeze(1);                          // (B, 1, N, r_v), one shared head
+  return {q, k.expand({B, h, N, ranks.k}), v.expand({B, h, N, ranks.v}),
+          1.0 / std::sqrt(static_cast<double>(dims.head_dim))};
+}
+
+torch::Tensor TuckerImpl::combine(const torch::Tensor& o) {
+  auto Nm = torch::einsum("hc,cvo->hvo", {S_ov, G_ov});  // (h, r_v, r_o): N_i
+  auto z = torch::einsum("bhnv,hvo->bno", {o, Nm});      // (B, h, N, r_v) -> (B, N, r_o)
+  return z.matmul(U_o.t()) + bias;                       // (B, N, d)
 }
 
 int64_t TuckerImpl::parameter_count() const {
@@ -98,6 +103,7 @@ AttentionPtr make_tucker(const AttentionConfig& cfg, const AttentionDims& dims) 
   check("head_ov", r.head_ov, dims.heads, "head");
   for (auto [key, value] : {std::pair<const char*, int64_t>{"q", r.q}, {"k", r.k}, {"v", r.v}, {"o", r.o}})
     check(key, value, dims.dim, "input/output");
+  require_rope_width(dims, r.k, "model.attention.ranks.k");
   return std::make_shared<TuckerImpl>(dims, r);
 }
 

@@ -4,6 +4,9 @@
 // directly with multilinear ranks,
 //   T_qk = G_qk x_1 S_qk x_2 U_q x_3 U_k,   T_ov = G_ov x_1 S_ov x_2 U_v x_3 U_o.
 // MHA, GQA, MQA and MLA (without decoupled RoPE) are special cases (see analysis/convert.h).
+// Forward: k = x U_k and v = x U_v are one key/value head shared by all h query heads
+// q_i = (x U_q) M_i, M_i = sum_c S_qk[i,c] G_qk[c], so it runs on the fused kernel; RoPE rotates
+// q_i and k in the r_k space. The output is sum_i o_i N_i U_o^T, N_i = sum_c S_ov[i,c] G_ov[c].
 #include "vitlab/attention/attention.h"
 
 namespace vitlab {
@@ -17,7 +20,8 @@ struct TuckerRanks {
 class TuckerImpl : public AttentionImpl {
  public:
   TuckerImpl(const AttentionDims& dims, const TuckerRanks& ranks);
-  torch::Tensor forward(const torch::Tensor& x) override;
+  Projected project(const torch::Tensor& x, const Rope2d* rope) override;
+  torch::Tensor combine(const torch::Tensor& o) override;
   int64_t parameter_count() const override;
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;

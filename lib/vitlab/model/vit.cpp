@@ -25,7 +25,7 @@ torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return drop(fc2(drop(to
 BlockImpl::BlockImpl(const ModelConfig& c, double dp) : drop_path(dp) {
   auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps)); };
   norm1 = register_module("norm1", ln());
-  attn = register_module("attn", make_attention(c.attention, {c.dim, c.heads, c.head_width(), c.qkv_bias}));
+  attn = register_module("attn", make_attention(c.attention, AttentionDims::of(c)));
   norm2 = register_module("norm2", ln());
   mlp = register_module("mlp", Mlp(c.dim, c.mlp_hidden(), c.drop_rate));
 }
@@ -37,8 +37,8 @@ static torch::Tensor drop_branch(const torch::Tensor& y, double p, bool training
   return y * keep / (1.0 - p);
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
-  auto h = x + drop_branch(attn->forward(norm1(x)), drop_path, is_training());
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Rope2d* rope) {
+  auto h = x + drop_branch(attn->forward(norm1(x), rope), drop_path, is_training());
   return h + drop_branch(mlp(norm2(h)), drop_path, is_training());
 }
 
@@ -65,6 +65,8 @@ ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
     pos_embed = register_parameter("pos_embed", torch::randn({1, c.num_tokens(), c.dim}) * 0.02);
   else if (c.pos == "sincos")
     pos_embed = register_buffer("pos_embed", sincos_2d(c.grid(), c.dim, cls));
+  else if (c.pos == "rope")
+    rope = std::make_shared<Rope2d>(c.grid(), c.grid(), cls ? 1 : 0, c.rope_theta);
   pos_drop = register_module("pos_drop", torch::nn::Dropout(c.drop_rate));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i)
@@ -90,7 +92,7 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
   if (cls_token.defined()) t = torch::cat({cls_token.expand({t.size(0), 1, cfg.dim}), t}, 1);  // (B, 1+N, d)
   if (pos_embed.defined()) t = t + pos_embed;
   t = pos_drop(t);
-  for (const auto& b : *blocks) t = b->as<Block>()->forward(t);
+  for (const auto& b : *blocks) t = b->as<Block>()->forward(t, rope.get());
   return norm(t);
 }
 

@@ -1,6 +1,7 @@
 #pragma once
 // The Vision Transformer (Dosovitskiy et al.; timm's layout and parameter names): conv patch
-// embedding, optional class token, learned or sin-cos 2-D positions, pre-norm blocks
+// embedding, optional class token, learned or sin-cos 2-D positions or 2-D RoPE (applied inside
+// attention), pre-norm blocks
 // x + Attn(LN(x)), x + MLP(LN(x)), final LN, pooled linear head.
 #include <torch/torch.h>
 
@@ -29,7 +30,7 @@ TORCH_MODULE(Mlp);
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& c, double drop_path);
-  torch::Tensor forward(const torch::Tensor& x);
+  torch::Tensor forward(const torch::Tensor& x, const Rope2d* rope);
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   AttentionPtr attn;
   Mlp mlp{nullptr};
@@ -51,6 +52,7 @@ class ViTImpl : public torch::nn::Module {
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear head{nullptr};
+  std::shared_ptr<Rope2d> rope;  // with pos "rope": the rotation every block applies
 };
 TORCH_MODULE(ViT);
 

@@ -4,7 +4,6 @@
 #include <cmath>
 
 #include "vitlab/analysis/accounting.h"
-#include "vitlab/data/augment.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/device.h"
@@ -17,6 +16,7 @@
 #include "vitlab/train/evaluate.h"
 #include "vitlab/train/optim.h"
 #include "vitlab/train/progress.h"
+#include "vitlab/train/step.h"
 
 namespace vitlab {
 namespace {
@@ -48,10 +48,6 @@ void check_same_run(const std::string& path, const RunConfig& cfg) {
     fail("--resume: ", key, " differs from the run recorded in ", path,
          op.contains("value") ? " (now " + op["value"].dump() + ")" : std::string(""));
   }
-}
-
-torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return -(targets * torch::log_softmax(logits.to(torch::kFloat), 1)).sum(1).mean();
 }
 
 }  // namespace
@@ -128,18 +124,11 @@ json train(const TrainRequest& req) {
       lr = lr_at(step, total_steps, warmup, tc);
       set_lr(*optimizer, lr);
       const Dataset b = loader.batch(s);
-      const Batch in = augment_batch(b.images, b.labels, cfg.model, tc);
-      auto logits = model->forward(in.x);
-      auto loss = soft_cross_entropy(logits, in.targets);
-      optimizer->zero_grad();
-      loss.backward();
-      if (tc.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), tc.grad_clip);
-      optimizer->step();
-      if (ema) ema->update(model);
+      const StepOutput out = train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg);
       {
         torch::NoGradGuard no_grad;
-        loss_sum += loss.detach().to(torch::kDouble);
-        correct += logits.argmax(1).eq(b.labels).sum();
+        loss_sum += out.loss.to(torch::kDouble);
+        correct += out.logits.argmax(1).eq(b.labels).sum();
       }
       if (bar.due()) {  // the only host synchronisation inside the epoch, and only on a terminal
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

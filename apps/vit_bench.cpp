@@ -1,0 +1,95 @@
+// vit_bench: training and inference throughput of model configs on synthetic data.
+#include <CLI/CLI.hpp>
+
+#include "vitlab/app.h"
+#include "vitlab/bench/bench.h"
+#include "vitlab/device.h"
+#include "vitlab/error.h"
+#include "vitlab/io/files.h"
+#include "vitlab/model/vit.h"
+#include "vitlab/results/run_record.h"
+
+int main(int argc, char** argv) {
+  vitlab::prefer_passive_openmp(argv);
+  CLI::App app{"Measure train and inference img/s, peak memory and MFU of model configs on synthetic data "
+               "(median of timed windows after a warm-up)."};
+  std::vector<std::string> configs, sets, attention;
+  std::string mode = "both", device = "auto", out;
+  int threads = 0;
+  vitlab::BenchOptions o;
+  o.peak_tflops = -1;
+  app.add_option("--config", configs, "Run config JSON; repeat for several (default: the built-in defaults)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--set", sets, "Override a config value, e.g. --set model.dim=192 (applies to every config)");
+  app.add_option("--attention", attention,
+                 "Attention specs to measure with every config, names or JSON objects, e.g. mha "
+                 "'{\"name\":\"gqa\",\"kv_heads\":2}' (default: the config's)")
+      ->take_all();
+  app.add_option("--batch-size", o.batch_size, "Batch size (default: the config's train.batch_size)")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", o.warmup_steps, "Untimed steps first")->check(CLI::NonNegativeNumber);
+  app.add_option("--windows", o.windows, "Timed windows; the median is reported")->check(CLI::PositiveNumber);
+  app.add_option("--window-steps", o.window_steps, "Steps per timed window")->check(CLI::PositiveNumber);
+  app.add_option("--mode", mode, "train, infer or both")->check(CLI::IsMember({"train", "infer", "both"}));
+  app.add_option("--peak-tflops", o.peak_tflops,
+                 "Device peak TFLOP/s for MFU (default: known GPUs' dense bf16 peak; 0: no MFU)");
+  app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("--json", out, "Also write all results to this JSON file");
+  CLI11_PARSE(app, argc, argv);
+
+  return vitlab::run_app("vit_bench", [&] {
+    const int n_threads = vitlab::configure_threads(threads);
+    const torch::Device dev = vitlab::resolve_device(device);
+    const std::string dev_name = vitlab::device_name(dev);
+    if (o.peak_tflops < 0) o.peak_tflops = vitlab::known_peak_tflops(dev_name);
+    o.train = mode != "infer", o.infer = mode != "train";
+    if (configs.empty()) configs.push_back("");
+    // Every run before any measurement, so a bad spec fails at once.
+    std::vector<std::pair<std::string, vitlab::RunConfig>> runs;
+    for (const auto& path : configs) {
+      vitlab::RunConfig base = vitlab::load_run_config(path, sets);
+      if (attention.empty()) runs.emplace_back(path, base);
+      for (const auto& spec : attention) {
+        vitlab::RunConfig c = base;
+        c.model.attention = vitlab::attention_from_spec(spec, "--attention");
+        c.validate();
+        vitlab::ViT probe(c.model);  // the attention's own options are checked by its constructor
+        runs.emplace_back(path, c);
+      }
+    }
+    std::printf("%-48s %10s %9s %10s %7s %10s %7s %9s %6s\n", "config / attention", "params", "GFLOP/img", "train img/s",
+                "vs 1st", "infer img/s", "vs 1st", "peak MiB", "MFU%");
+    vitlab::json results = vitlab::json::array();
+    double first_train = 0, first_infer = 0;
+    for (const auto& [path, cfg] : runs) {
+      vitlab::json r = vitlab::bench_config(cfg, dev, o);
+      r["config"] = path.empty() ? "(defaults)" : path;
+      r["model"] = vitlab::to_json(cfg.model);
+      results.push_back(r);
+      auto rate = [&](const char* phase) { return r.contains(phase) ? r[phase]["images_per_s"].get<double>() : 0.0; };
+      if (first_train == 0) first_train = rate("train"), first_infer = rate("infer");
+      vitlab::json spec = cfg.model.attention.options;
+      spec["name"] = cfg.model.attention.name;
+      const std::string label = (path.empty() ? "" : vitlab::base_name(path) + " ") + spec.dump();
+      const vitlab::json& peak_phase = r.contains("train") ? r["train"] : r["infer"];
+      const vitlab::json& mfu = peak_phase["mfu"];
+      std::printf("%-48s %10lld %9.3f %10.0f %6.2fx %10.0f %6.2fx %9.0f %6s\n", label.c_str(),
+                  static_cast<long long>(r["params"]["total"].get<int64_t>()), r["flops_per_image"].get<double>() / 1e9,
+                  rate("train"), first_train > 0 ? rate("train") / first_train : 0.0, rate("infer"),
+                  first_infer > 0 ? rate("infer") / first_infer : 0.0, peak_phase["peak_bytes"].get<double>() / (1 << 20),
+                  mfu.is_null() ? "-" : std::to_string(static_cast<int>(100 * mfu.get<double>() + 0.5)).c_str());
+      std::fflush(stdout);
+    }
+    if (!out.empty()) {
+      vitlab::json record{{"schema", "vitlab.bench/1"}, {"created", vitlab::utc_timestamp()},
+                          {"git_commit", vitlab::git_commit()}, {"host", vitlab::host_record(dev, n_threads)},
+                          {"options", {{"warmup", o.warmup_steps}, {"windows", o.windows},
+                                       {"window_steps", o.window_steps}, {"mode", mode},
+                                       {"peak_tflops", o.peak_tflops}}},
+                          {"results", results}};
+      vitlab::atomic_write(out, record.dump(2) + "\n");
+    }
+    return 0;
+  });
+}

@@ -1,0 +1,153 @@
+#include "vitlab/attention/mlr.h"
+
+#include <cmath>
+#include <numeric>
+
+#include "vitlab/attention/options.h"
+#include "vitlab/attention/sdpa.h"
+#include "vitlab/error.h"
+
+namespace vitlab {
+namespace {
+
+// Beyond this width the onehot expansion costs the fused kernel more than the masked
+// composition saves, and leaves the head widths the fused kernels are built for.
+constexpr int64_t kMaxOnehotWidth = 256;
+
+}  // namespace
+
+MlrImpl::MlrImpl(const AttentionDims& d, std::vector<int64_t> r, std::string lay, std::string p)
+    : dims(d), ranks(std::move(r)), layout(std::move(lay)), path(std::move(p)) {
+  const int64_t inner = d.heads * d.head_dim;
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(d.dim, 3 * inner).bias(d.qkv_bias)));
+  proj = register_module("proj", torch::nn::Linear(inner, d.dim));
+  // Cell of every token at every level; the patches follow the prefix tokens in raster order.
+  const int64_t g = d.grid, P = g * g, N = d.prefix + P;
+  for (size_t l = 0; l < ranks.size(); ++l) {
+    const int64_t parts = int64_t{1} << l;
+    std::vector<int64_t> cell(N, l == 0 ? 0 : -1);
+    for (int64_t p = 0; p < P && l > 0; ++p)
+      cell[d.prefix + p] = layout == "quadtree" ? (p / g * parts / g) * parts + (p % g) * parts / g : p * parts / P;
+    cell_counts_.push_back(l == 0 ? 1 : layout == "quadtree" ? parts * parts : parts);
+    cell_of_.push_back(cell);
+  }
+}
+
+const std::vector<torch::Tensor>& MlrImpl::cells(const torch::Tensor& like) {
+  const int64_t N = like.size(1);
+  if (ranks.size() > 1 && N != static_cast<int64_t>(cell_of_[0].size()))
+    fail("mlr: ", N, " tokens, but the layer was built for ", cell_of_[0].size());
+  if (onehots_.empty() || onehots_[0].options().device() != like.device() || onehots_[0].dtype() != like.dtype() ||
+      onehots_[0].size(0) != N) {
+    onehots_.clear();
+    for (size_t l = 0; l < ranks.size(); ++l) {
+      auto oh = torch::zeros({N, cell_counts_[l]}, torch::kDouble);  // (N, cells_l)
+      for (int64_t t = 0; t < N; ++t) {
+        const int64_t c = l == 0 ? 0 : cell_of_[l][t];
+        if (c >= 0) oh[t][c] = 1.0;
+      }
+      onehots_.push_back(oh.to(like.options()));
+    }
+  }
+  return onehots_;
+}
+
+Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
+  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
+  auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
+  const auto& oh = cells(x);
+  // Per level q^(l) (outer) onehot(cell): q_ext . k_ext = sum_l [same cell] q^(l) . k^(l).
+  auto expand = [&](const torch::Tensor& t) {
+    std::vector<torch::Tensor> parts;
+    int64_t off = 0;
+    for (size_t l = 0; l < ranks.size(); off += ranks[l++]) {
+      auto tl = t.narrow(-1, off, ranks[l]).unsqueeze(-1);                            // (B, h, N, r_l, 1)
+      parts.push_back((tl * oh[l].view({1, 1, N, 1, -1})).flatten(-2));               // (B, h, N, r_l cells_l)
+    }
+    return torch::cat(parts, -1);                                                    // (B, h, N, onehot width)
+  };
+  return {expand(qkv_[0]), expand(qkv_[1]), qkv_[2], 1.0 / std::sqrt(static_cast<double>(dh))};
+}
+
+torch::Tensor MlrImpl::scores(const torch::Tensor& x, const Rope2d*) {
+  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
+  auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
+  const auto& oh = cells(x);
+  torch::Tensor s;
+  int64_t off = 0;
+  for (size_t l = 0; l < ranks.size(); off += ranks[l++]) {
+    auto ql = qkv_[0].narrow(-1, off, ranks[l]), kl = qkv_[1].narrow(-1, off, ranks[l]);  // (B, h, N, r_l)
+    auto term = torch::matmul(ql, kl.transpose(-2, -1));                                  // (B, h, N, N)
+    if (l > 0) term = term * oh[l].matmul(oh[l].t());  // (N, N): 1 where i and j share the level-l cell
+    s = s.defined() ? s + term : term;
+  }
+  return s / std::sqrt(static_cast<double>(dh));
+}
+
+torch::Tensor MlrImpl::forward(const torch::Tensor& x, const Rope2d* rope) {
+  if (uses_onehot()) return AttentionImpl::forward(x, rope);
+  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
+  auto v = qkv(x).view({B, N, 3, h, dh}).select(2, 2).transpose(1, 2);  // (B, h, N, d_h)
+  return combine(softmax_values(scores(x, rope), v));
+}
+
+torch::Tensor MlrImpl::combine(const torch::Tensor& o) {
+  return proj(merge_heads(o));  // (B, h, N, d_h) -> (B, N, h d_h) -> (B, N, d)
+}
+
+int64_t MlrImpl::onehot_width() const {
+  int64_t w = 0;
+  for (size_t l = 0; l < ranks.size(); ++l) w += ranks[l] * cell_counts_[l];
+  return w;
+}
+
+bool MlrImpl::uses_onehot() const { return path == "onehot" || (path == "auto" && onehot_width() <= kMaxOnehotWidth); }
+
+int64_t MlrImpl::parameter_count() const {
+  const int64_t inner = dims.heads * dims.head_dim;
+  return 4 * dims.dim * inner + (dims.qkv_bias ? 3 * inner : 0) + dims.dim;
+}
+
+int64_t MlrImpl::kv_floats_per_token() const { return 2 * dims.heads * dims.head_dim; }
+
+double MlrImpl::flops_per_token(int64_t n) const {
+  // What the chosen path computes: the onehot scores have the expanded width.
+  const double d = dims.dim, h = dims.heads, inner = h * dims.head_dim;
+  const double score_width = uses_onehot() ? onehot_width() : dims.head_dim;
+  return 2.0 * d * 3 * inner + 2.0 * n * h * score_width + 2.0 * n * inner + 2.0 * inner * d;
+}
+
+json MlrImpl::describe() const {
+  return json{{"name", "mlr"},        {"heads", dims.heads}, {"head_dim", dims.head_dim}, {"ranks", ranks},
+              {"layout", layout},     {"path", path},        {"onehot_width", onehot_width()},
+              {"kernel", uses_onehot() ? std::string(sdpa_path()) + " (onehot)" : std::string("composed (masked)")}};
+}
+
+AttentionPtr make_mlr(const AttentionConfig& cfg, const AttentionDims& dims) {
+  Options o(cfg);
+  // Default: two levels, half the head width global and half within the four quadrants.
+  const int64_t dh = dims.head_dim;
+  auto ranks = o.integers("ranks", dh >= 2 ? std::vector<int64_t>{dh - dh / 2, dh / 2} : std::vector<int64_t>{dh});
+  const std::string layout = o.text("layout", "quadtree", {"quadtree", "sequence"});
+  const std::string path = o.text("path", "auto", {"auto", "onehot", "masked"});
+  o.finish();
+  reject_rope(dims, "mlr", "its cells are absolute positions, so scores cannot depend on the offset alone");
+  std::string sum;
+  for (int64_t r : ranks) {
+    if (r < 1) fail("model.attention.ranks: every level rank must be at least 1, got ", r);
+    sum += (sum.empty() ? "" : "+") + std::to_string(r);
+  }
+  const int64_t total = std::accumulate(ranks.begin(), ranks.end(), int64_t{0});
+  if (total != dh) fail("model.attention.ranks: ", sum, "=", total, " must sum to the head width d_h=", dh);
+  if (ranks.size() > 1) {
+    if (dims.grid < 1) fail("model.attention.ranks: mlr with several levels needs the patch grid (use it in a ViT)");
+    const int64_t deepest = int64_t{1} << (ranks.size() - 1);
+    const int64_t extent = layout == "quadtree" ? dims.grid : dims.grid * dims.grid;
+    if (deepest > extent)
+      fail("model.attention.ranks: ", ranks.size(), " levels cut the ", layout == "quadtree" ? "grid side " : "sequence of ",
+           extent, " patches into ", deepest, " parts; use at most ", static_cast<int>(std::log2(extent)) + 1, " levels");
+  }
+  return std::make_shared<MlrImpl>(dims, ranks, layout, path);
+}
+
+}  // namespace vitlab

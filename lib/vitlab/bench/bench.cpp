@@ -1,0 +1,83 @@
+#include "vitlab/bench/bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <functional>
+
+#include "vitlab/analysis/accounting.h"
+#include "vitlab/device.h"
+#include "vitlab/model/vit.h"
+#include "vitlab/train/optim.h"
+#include "vitlab/train/step.h"
+
+namespace vitlab {
+namespace {
+
+// Runs `step` warm-up times, then `windows` timed windows; img/s of each window.
+std::vector<double> timed_windows(const std::function<void()>& step, const BenchOptions& o, int64_t batch,
+                                  const torch::Device& device) {
+  for (int i = 0; i < o.warmup_steps; ++i) step();
+  std::vector<double> rates;
+  for (int w = 0; w < o.windows; ++w) {
+    synchronize(device);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < o.window_steps; ++i) step();
+    synchronize(device);
+    rates.push_back(o.window_steps * batch / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  return rates;
+}
+
+json summary(std::vector<double> rates, double flops_per_image, double peak_tflops, int64_t peak_bytes) {
+  std::vector<double> sorted = rates;
+  std::sort(sorted.begin(), sorted.end());
+  const double median = sorted[sorted.size() / 2];
+  const double tflops = median * flops_per_image / 1e12;
+  return json{{"images_per_s", median},
+              {"windows", rates},
+              {"peak_bytes", peak_bytes},
+              {"tflops", tflops},
+              {"mfu", peak_tflops > 0 ? json(tflops / peak_tflops) : json(nullptr)}};
+}
+
+}  // namespace
+
+double known_peak_tflops(const std::string& name) {
+  // Dense bf16 tensor-core peaks from the vendor's data sheets (SXM parts).
+  for (const char* h : {"H100", "H200", "GH200"})
+    if (name.find(h) != std::string::npos) return 989.4;
+  if (name.find("A100") != std::string::npos) return 312.0;
+  return 0.0;
+}
+
+json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& o) {
+  const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.train.batch_size;
+  const auto& m = cfg.model;
+  torch::manual_seed(cfg.train.seed);
+  ViT model(m);
+  model->to(device);
+  json acct = accounting_json(model);
+  const double fwd = acct["flops_per_image"].get<double>();
+  auto u8 = torch::TensorOptions().dtype(torch::kUInt8).device(device);
+  auto images = torch::randint(0, 256, {batch, m.in_chans, m.image_size, m.image_size}, u8);
+  auto labels = torch::randint(0, m.num_classes, {batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  json out{{"attention", acct["attention"]}, {"params", acct["params"]}, {"flops_per_image", fwd},
+           {"kv_floats_per_token", acct["kv_floats_per_token"]}, {"batch_size", batch}};
+  if (o.train) {
+    auto optimizer = make_optimizer(model, cfg.train);
+    model->train();
+    reset_peak_memory(device);
+    auto rates = timed_windows([&] { train_step(model, *optimizer, nullptr, images, labels, cfg); }, o, batch, device);
+    out["train"] = summary(rates, 3 * fwd, o.peak_tflops, peak_memory_bytes(device));
+  }
+  if (o.infer) {
+    model->eval();
+    torch::NoGradGuard no_grad;
+    reset_peak_memory(device);
+    auto rates = timed_windows([&] { model->forward(preprocess(images, m)); }, o, batch, device);
+    out["infer"] = summary(rates, fwd, o.peak_tflops, peak_memory_bytes(device));
+  }
+  return out;
+}
+
+}  // namespace vitlab

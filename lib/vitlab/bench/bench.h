@@ -1,0 +1,28 @@
+#pragma once
+// Throughput of one model config on synthetic data: training steps exactly as the trainer runs
+// them (train/step.h) and inference forwards, timed in windows after a warm-up, with the
+// median window reported (robust to one slow window), peak device memory, and achieved FLOP/s
+// from the accounting (a training step counts 3x the forward FLOPs).
+#include <torch/torch.h>
+
+#include "vitlab/config.h"
+
+namespace vitlab {
+
+struct BenchOptions {
+  int64_t batch_size = 0;   // 0: train.batch_size
+  int warmup_steps = 10;
+  int windows = 5;
+  int window_steps = 10;
+  bool train = true, infer = true;
+  double peak_tflops = 0;   // the device's peak for MFU (0: not reported)
+};
+
+// Peak dense bf16 TFLOP/s of known devices by name (0 when unknown).
+double known_peak_tflops(const std::string& device_name);
+
+// {attention, params, flops_per_image, batch_size, train: {images_per_s, windows, peak_bytes,
+// tflops, mfu}, infer: {...}}.
+json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& options);
+
+}  // namespace vitlab

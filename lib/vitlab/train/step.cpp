@@ -1,0 +1,24 @@
+#include "vitlab/train/step.h"
+
+#include "vitlab/data/augment.h"
+
+namespace vitlab {
+
+torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return -(targets * torch::log_softmax(logits.to(torch::kFloat), 1)).sum(1).mean();
+}
+
+StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
+                      const torch::Tensor& labels, const RunConfig& cfg) {
+  const Batch in = augment_batch(images, labels, cfg.model, cfg.train);
+  auto logits = model->forward(in.x);
+  auto loss = soft_cross_entropy(logits, in.targets);
+  optimizer.zero_grad();
+  loss.backward();
+  if (cfg.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.train.grad_clip);
+  optimizer.step();
+  if (ema) ema->update(model);
+  return {loss.detach(), logits.detach()};
+}
+
+}  // namespace vitlab

@@ -1,0 +1,25 @@
+#pragma once
+// One optimisation step of vitlab's recipe: augment, forward, soft-target cross-entropy,
+// backward, gradient clipping, AdamW, EMA. The trainer and vit_bench both call it, so the
+// benchmark times exactly what training runs. Nothing here waits for the device.
+#include <torch/torch.h>
+
+#include "vitlab/config.h"
+#include "vitlab/model/vit.h"
+#include "vitlab/train/ema.h"
+
+namespace vitlab {
+
+struct StepOutput {
+  torch::Tensor loss;    // () on the device
+  torch::Tensor logits;  // (B, classes) on the device
+};
+
+// images (B, C, H, W) uint8 and labels (B) int64 on the model's device; `ema` may be null.
+StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
+                      const torch::Tensor& labels, const RunConfig& cfg);
+
+// Cross-entropy against soft targets (B, classes), computed in float32.
+torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);
+
+}  // namespace vitlab
