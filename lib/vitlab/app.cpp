@@ -13,6 +13,11 @@ namespace vitlab {
 
 static std::string first_line(const std::string& s) { return s.substr(0, s.find('\n')); }
 
+std::string error_message(const std::exception& e) {
+  if (const auto* c = dynamic_cast<const c10::Error*>(&e)) return first_line(c->what_without_backtrace());
+  return first_line(e.what());
+}
+
 void prefer_passive_openmp(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY")) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
@@ -22,12 +27,8 @@ void prefer_passive_openmp(char** argv) {
 int run_app(const char* name, const std::function<int()>& body) {
   try {
     return body();
-  } catch (const Error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, e.what());
-  } catch (const c10::Error& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, first_line(e.what_without_backtrace()).c_str());
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s: error: %s\n", name, first_line(e.what()).c_str());
+    std::fprintf(stderr, "%s: error: %s\n", name, error_message(e).c_str());
   }
   return 1;
 }

@@ -1,6 +1,7 @@
 #pragma once
 // What every vitlab executable shares: one-line errors and a non-zero exit instead of an
 // abort or an exception dump, and the config file + --set overrides.
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@ void prefer_passive_openmp(char** argv);
 // Runs `body`; a vitlab::Error, LibTorch error or other exception becomes "NAME: error: ..."
 // on stderr and exit status 1.
 int run_app(const char* name, const std::function<int()>& body);
+// The one-line message of any exception (LibTorch's without its backtrace).
+std::string error_message(const std::exception& e);
 
 // Reads the run config file (or the defaults when `path` is empty), applies the --set
 // assignments in order and parses the result strictly.

@@ -359,20 +359,14 @@ json read_json_file(const std::string& path) {
   }
 }
 
-void apply_override(json& doc, const std::string& assignment) {
-  auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0) fail("--set ", assignment, ": expected key.path=value");
-  const std::string path = assignment.substr(0, eq);
-  const std::string text = assignment.substr(eq + 1);
-  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (value.is_discarded()) value = text;
+void set_path(json& doc, const std::string& path, const json& value, const std::string& what) {
   json* node = &doc;
   size_t start = 0;
   while (true) {
     size_t dot = path.find('.', start);
     std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    if (key.empty()) fail("--set ", assignment, ": empty key in '", path, "'");
-    if (!node->is_object()) fail("--set ", assignment, ": '", path.substr(0, start - 1), "' is not an object");
+    if (key.empty()) fail(what, ": empty key in '", path, "'");
+    if (!node->is_object()) fail(what, ": '", path.substr(0, start - 1), "' is not an object");
     if (dot == std::string::npos) {
       (*node)[key] = value;
       return;
@@ -384,6 +378,15 @@ void apply_override(json& doc, const std::string& assignment) {
     node = &child;
     start = dot + 1;
   }
+}
+
+void apply_override(json& doc, const std::string& assignment) {
+  auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0) fail("--set ", assignment, ": expected key.path=value");
+  const std::string text = assignment.substr(eq + 1);
+  json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (value.is_discarded()) value = text;
+  set_path(doc, assignment.substr(0, eq), value, "--set " + assignment);
 }
 
 }  // namespace vitlab

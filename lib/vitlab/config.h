@@ -124,6 +124,10 @@ AttentionConfig attention_from_spec(const std::string& text, const std::string& 
 json read_json_file(const std::string& path);
 // Applies "a.b.c=value" to a JSON document; value is parsed as JSON when it is valid JSON and
 // taken as a string otherwise (so --set model.attention.name=gqa needs no quotes).
+// Sets the dotted `path` ("model.attention.kv_heads") of a config document to `value`, creating
+// objects on the way; errors start with `what`.
+void set_path(json& doc, const std::string& path, const json& value, const std::string& what);
+// One --set assignment "key.path=value"; the value is JSON, or a string when it does not parse.
 void apply_override(json& doc, const std::string& assignment);
 
 }  // namespace vitlab

@@ -59,4 +59,9 @@ json accounting_json(ViT& model) {
               {"attention", first->describe()}};
 }
 
+json accounting_of(const ModelConfig& config) {
+  ViT model(config);
+  return accounting_json(model);
+}
+
 }  // namespace vitlab

@@ -21,5 +21,6 @@ ParamBreakdown count_parameters(ViT& model);  // from the registered tensors, by
 double flops_per_image(ViT& model);            // forward
 int64_t kv_floats_per_token(ViT& model);       // all layers
 json accounting_json(ViT& model);              // params, flops_per_image, kv_floats_per_token, attention
+json accounting_of(const ModelConfig& config);  // the same, for a model built on the CPU to be counted
 
 }  // namespace vitlab
