@@ -14,7 +14,7 @@
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
   CLI::App app{"Evaluate a vitlab checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix, img/s."};
-  std::string checkpoint, data, split = "test", out, device = "auto";
+  std::string checkpoint, data, split = "test", out, device = "auto", precision = "auto";
   int threads = 0, batch = 500;
   app.add_option("--checkpoint", checkpoint, "Checkpoint directory (or its model.safetensors)")->required();
   app.add_option("--data", data, "Dataset spec (default: the run's own, else fashion-mnist)");
@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch-size", batch, "Evaluation batch size")->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
+  app.add_option("--precision", precision, "auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   CLI11_PARSE(app, argc, argv);
 
   return vitlab::run_app("vit_eval", [&] {
@@ -40,13 +42,14 @@ int main(int argc, char** argv) {
     vitlab::check_data_fits_model(splits, model->cfg);
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");
-    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch);
+    const bool bf16 = vitlab::uses_bf16(precision, dev);
+    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16);
     vitlab::json data_record = splits.describe();
     data_record["spec"] = dc.spec;
     vitlab::json record{{"schema", "vitlab.eval/1"}, {"created", vitlab::utc_timestamp()},
                         {"git_commit", vitlab::git_commit()}, {"checkpoint", checkpoint},
                         {"host", vitlab::host_record(dev, n_threads)}, {"data", data_record},
-                        {"split", split}, {"metrics", r.to_json(true)}};
+                        {"split", split}, {"precision", bf16 ? "bf16" : "fp32"}, {"metrics", r.to_json(true)}};
     std::fprintf(stderr, "%s top1 %.2f%%  top5 %.2f%%  loss %.4f  (%lld images, %.0f img/s)\n", split.c_str(), r.top1,
                  r.top5, r.loss, static_cast<long long>(r.images), r.images_per_s);
     if (out.empty())

@@ -67,6 +67,10 @@ TEST(Config, ValidationNamesTheField) {
   c = RunConfig();
   c.train.device = "tpu";
   EXPECT_NE(error_of([&] { c.validate(); }).find("train.device"), std::string::npos);
+  c = RunConfig();
+  c.train.precision = "fp16";
+  EXPECT_NE(error_of([&] { c.validate(); }).find("train.precision: 'fp16' is not one of auto, fp32, bf16"),
+            std::string::npos);
   EXPECT_EQ(error_of([] { RunConfig().validate(); }), "");
 }
 

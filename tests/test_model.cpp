@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include "vitlab/analysis/accounting.h"
+#include "vitlab/compat.h"
+#include "vitlab/device.h"
 #include "vitlab/model/vit.h"
 
 using namespace vitlab;
@@ -97,4 +99,41 @@ TEST(Accounting, FlopsFollowTheClosedForm) {
   const double expected = 2.0 * 49 * 16 * d + 6 * per_block + 2 * d * 10;
   EXPECT_DOUBLE_EQ(flops_per_image(m), expected);
   EXPECT_EQ(kv_floats_per_token(m), 6 * 2 * 128);
+}
+
+// bf16 autocast (train.precision): matrix products inside the guard run in bf16 and the guard
+// restores float32 after; the model's output stays within bf16 rounding of float32's.
+TEST(ViT, Bf16AutocastRunsProductsInBf16AndRestores) {
+  torch::NoGradGuard no_grad;
+  auto a = torch::randn({8, 16}), b = torch::randn({16, 4});
+  {
+    compat::AutocastBf16 autocast(torch::kCPU, true);
+    EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kBFloat16);
+    {
+      compat::AutocastBf16 off(torch::kCPU, false);  // a disabled guard changes nothing
+      EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kBFloat16);
+    }
+  }
+  EXPECT_EQ(torch::matmul(a, b).scalar_type(), torch::kFloat);
+
+  ModelConfig c;
+  c.image_size = 16, c.dim = 64, c.depth = 2, c.heads = 4;
+  torch::manual_seed(3);
+  ViT model(c);
+  model->eval();
+  auto x = torch::randn({4, 1, 16, 16});
+  auto ref = model->forward(x);
+  torch::Tensor low;
+  {
+    compat::AutocastBf16 autocast(torch::kCPU, true);
+    low = model->forward(x).to(torch::kFloat);
+  }
+  const double rel = ((low - ref).norm() / ref.norm()).item<double>();
+  EXPECT_GT(rel, 0.0);   // it did run in lower precision
+  EXPECT_LT(rel, 3e-2);  // bf16 has an 8-bit mantissa
+  EXPECT_TRUE(uses_bf16("auto", torch::Device(torch::kCUDA, 0)));
+  EXPECT_FALSE(uses_bf16("auto", torch::Device(torch::kCPU)));
+  EXPECT_TRUE(uses_bf16("bf16", torch::Device(torch::kCPU)));
+  EXPECT_EQ(math_precision("fp32", true, torch::Device(torch::kCUDA, 0)), "tf32");
+  EXPECT_EQ(math_precision("fp32", true, torch::Device(torch::kCPU)), "fp32");
 }

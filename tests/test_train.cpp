@@ -89,7 +89,7 @@ TEST(Train, EmaCheckpointPublishesTheEvaluatedWeights) {
   ViT m = load_model(dir / "run/checkpoint");
   m->to(device);
   Splits data = load_data(c.data);
-  EvalResult e = evaluate(m, to_device(data.test, device), 500);
+  EvalResult e = evaluate(m, to_device(data.test, device), 500, uses_bf16(c.train.precision, device));
   EXPECT_EQ(e.top1, r["metrics"]["top1"].get<double>());
   EXPECT_NEAR(e.loss, r["metrics"]["loss"].get<double>(), 1e-6 * e.loss);
 }

@@ -174,6 +174,8 @@ void TrainConfig::validate() const {
   check(threads >= 0, "train.threads", "must be >= 0");
   check(device == "auto" || device == "cpu" || device.rfind("cuda", 0) == 0, "train.device",
         "'" + device + "' is not one of auto, cpu, cuda, cuda:N");
+  check(precision == "auto" || precision == "fp32" || precision == "bf16", "train.precision",
+        "'" + precision + "' is not one of auto, fp32, bf16");
   check(augment.crop_padding >= 0, "train.augment.crop_padding", "must be >= 0");
   check(augment.mixup_alpha >= 0, "train.augment.mixup_alpha", "must be >= 0");
   check(augment.cutmix_alpha >= 0, "train.augment.cutmix_alpha", "must be >= 0");
@@ -227,6 +229,8 @@ json to_json(const TrainConfig& c) {
               {"seed", c.seed},
               {"threads", c.threads},
               {"device", c.device},
+              {"precision", c.precision},
+              {"tf32", c.tf32},
               {"augment", {{"crop_padding", a.crop_padding}, {"flip", a.flip}, {"mixup_alpha", a.mixup_alpha},
                            {"cutmix_alpha", a.cutmix_alpha}, {"mix_prob", a.mix_prob}}}};
 }
@@ -317,6 +321,8 @@ TrainConfig train_from_json(const json& j, const std::string& path) {
   f.get("seed", c.seed);
   f.get("threads", c.threads);
   f.get("device", c.device);
+  f.get("precision", c.precision);
+  f.get("tf32", c.tf32);
   if (const json* a = f.object("augment")) {
     Fields g(*a, f.key_path("augment"));
     g.get("crop_padding", c.augment.crop_padding);

@@ -92,6 +92,9 @@ struct TrainConfig {
   int seed = 0;
   int threads = 0;             // CPU threads (0: all cores)
   std::string device = "auto";  // "auto", "cpu", "cuda", "cuda:N"
+  // "auto" (bf16 autocast on CUDA, float32 elsewhere), "fp32" or "bf16" (autocast).
+  std::string precision = "auto";
+  bool tf32 = true;  // float32 matrix products on CUDA through TF32 tensor cores
   AugmentConfig augment;
   void validate() const;
 };

@@ -78,4 +78,18 @@ int64_t peak_memory_bytes(const torch::Device& device) {
   return static_cast<int64_t>(u.ru_maxrss) * 1024;
 }
 
+bool uses_bf16(const std::string& precision, const torch::Device& device) {
+  return precision == "bf16" || (precision == "auto" && device.is_cuda());
+}
+
+std::string math_precision(const std::string& precision, bool tf32, const torch::Device& device) {
+  if (uses_bf16(precision, device)) return "bf16";
+  return tf32 && device.is_cuda() ? "tf32" : "fp32";
+}
+
+void configure_tf32(bool on) {
+  at::globalContext().setAllowTF32CuBLAS(on);
+  at::globalContext().setAllowTF32CuDNN(on);
+}
+
 }  // namespace vitlab

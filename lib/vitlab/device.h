@@ -16,5 +16,12 @@ void reset_peak_memory(const torch::Device& device);
 // Peak bytes allocated on a CUDA device since the last reset; peak resident memory of the
 // process on CPU.
 int64_t peak_memory_bytes(const torch::Device& device);
+// Whether a precision setting ("auto", "fp32", "bf16") means bf16 autocast on `device`:
+// "auto" is bf16 on CUDA and float32 elsewhere (bf16 on these CPUs is emulated and slower).
+bool uses_bf16(const std::string& precision, const torch::Device& device);
+// What the matrix products run in: "bf16" (autocast), "tf32" (float32 on CUDA with TF32) or "fp32".
+std::string math_precision(const std::string& precision, bool tf32, const torch::Device& device);
+// TF32 tensor cores for float32 matrix products and convolutions on CUDA (no effect on CPU).
+void configure_tf32(bool on);
 
 }  // namespace vitlab

@@ -5,6 +5,7 @@
 #include <functional>
 
 #include "vitlab/analysis/accounting.h"
+#include "vitlab/compat.h"
 #include "vitlab/device.h"
 #include "vitlab/model/vit.h"
 #include "vitlab/train/optim.h"
@@ -54,6 +55,7 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
   const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.train.batch_size;
   const auto& m = cfg.model;
   torch::manual_seed(cfg.train.seed);
+  configure_tf32(cfg.train.tf32);
   ViT model(m);
   model->to(device);
   json acct = accounting_json(model);
@@ -62,6 +64,7 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
   auto images = torch::randint(0, 256, {batch, m.in_chans, m.image_size, m.image_size}, u8);
   auto labels = torch::randint(0, m.num_classes, {batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
   json out{{"attention", acct["attention"]}, {"params", acct["params"]}, {"flops_per_image", fwd},
+           {"precision", math_precision(cfg.train.precision, cfg.train.tf32, device)},
            {"kv_floats_per_token", acct["kv_floats_per_token"]}, {"batch_size", batch}};
   if (o.train) {
     auto optimizer = make_optimizer(model, cfg.train);
@@ -74,7 +77,13 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
     model->eval();
     torch::NoGradGuard no_grad;
     reset_peak_memory(device);
-    auto rates = timed_windows([&] { model->forward(preprocess(images, m)); }, o, batch, device);
+    const bool bf16 = uses_bf16(cfg.train.precision, device);
+    auto rates = timed_windows(
+        [&] {
+          compat::AutocastBf16 autocast(device.type(), bf16);
+          model->forward(preprocess(images, m));
+        },
+        o, batch, device);
     out["infer"] = summary(rates, fwd, o.peak_tflops, peak_memory_bytes(device));
   }
   return out;

@@ -218,8 +218,20 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
   s += "set xlabel " + gp_string(ax.label) + "\nset ylabel " + gp_string(ay.label) + "\n";
   if (opt.log_x) s += "set logscale x\nset format x '%.0s%c'\n";
   s += "set grid xtics mxtics ytics lc rgb '#dddddd'\nset key outside right top box opaque\n";
+  // Ten distinguishable colours that stay dark enough on white (no yellow).
+  const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                           "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+  for (int i = 0; i < 10; ++i) s += "set linetype " + std::to_string(i + 1) + " lc rgb '" + colours[i] + "'\n";
+  s += "set linetype cycle 10\n";
+  // The x range hugs the data with a margin, so no point sits on the frame.
+  double lo = points.front().x, hi = lo;
+  for (const auto& p : points) lo = std::min(lo, p.x), hi = std::max(hi, p.x);
+  const double pad = opt.log_x ? 0 : 0.06 * std::max(hi - lo, std::abs(hi) * 0.1 + 1e-12);
+  std::snprintf(line, sizeof line, "set xrange [%.10g:%.10g]\n", opt.log_x ? lo / 1.3 : lo - pad,
+                opt.log_x ? hi * 1.3 : hi + pad);
+  s += line;
   s += "set label 1 'mean over seeds; bars: min to max' at graph 0, graph -0.13 font ',9'\n";
-  s += "set bmargin 5\nset offsets graph 0.04, graph 0.04, graph 0.05, graph 0.05\n";
+  s += "set bmargin 5\nset offsets 0, 0, graph 0.05, graph 0.05\n";
   s += "plot \\\n";
   const int types[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10, 12, 14};
   for (size_t g = 0; g < groups.size(); ++g) {

@@ -95,6 +95,12 @@ std::string fixed(const json& v, int digits) {
   return buf;
 }
 
+std::string significant(double v) {  // 4 significant digits: 0.01564, 9.198
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.4g", v);
+  return buf;
+}
+
 std::string grouped(const json& v) {  // 1234567 -> 1,234,567
   if (!v.is_number()) return "";
   std::string s = std::to_string(static_cast<long long>(v.get<double>()));
@@ -144,7 +150,7 @@ std::string summary_markdown(const std::vector<SummaryRow>& rows) {
     const json flops = number(r, nullptr, "flops_per_image");
     out += " " + state + " | " + grouped(number(r, "params", "total")) + " | " +
            grouped(number(r, "params", "attention")) + " | " +
-           (flops.is_number() ? fixed(flops.get<double>() / 1e9, 3) : "") + " | " +
+           (flops.is_number() ? significant(flops.get<double>() / 1e9) : "") + " | " +
            grouped(number(r, nullptr, "kv_floats_per_token")) + " | " + fixed(metric(r, "metrics", "top1"), 2) + " | " +
            fixed(metric(r, "metrics", "loss"), 4) + " | " + fixed(metric(r, "timing", "images_per_s"), 0) + " |\n";
   }

@@ -2,12 +2,13 @@
 
 #include <chrono>
 
+#include "vitlab/compat.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/device.h"
 
 namespace vitlab {
 
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size) {
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -23,7 +24,11 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size) {
   EpochLoader loader(data, torch::arange(data.size(), torch::kLong), batch_size, /*drop_last=*/false);
   for (int64_t s = 0; s < loader.steps(); ++s) {
     auto b = loader.batch(s);
-    auto logits = model->forward(preprocess(b.images, model->cfg)).to(torch::kFloat);  // (b, classes)
+    torch::Tensor logits;
+    {
+      compat::AutocastBf16 autocast(device.type(), bf16);
+      logits = model->forward(preprocess(b.images, model->cfg)).to(torch::kFloat);  // (b, classes)
+    }
     loss_sum += torch::nll_loss(torch::log_softmax(logits, 1), b.labels, {}, at::Reduction::Sum).to(torch::kDouble);
     auto pred = std::get<1>(logits.topk(k, 1));                                             // (b, k)
     auto hit = pred.eq(b.labels.view({-1, 1}));                                         // (b, k)

@@ -16,7 +16,8 @@ struct EvalResult {
   json to_json(bool detailed) const;    // detailed: per-class accuracy and the confusion matrix
 };
 
-// `data` must already be on the model's device. Runs in eval mode without gradients.
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size);
+// `data` must already be on the model's device. Runs in eval mode without gradients, under
+// bf16 autocast when `bf16`.
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false);
 
 }  // namespace vitlab

@@ -1,6 +1,8 @@
 #include "vitlab/train/step.h"
 
+#include "vitlab/compat.h"
 #include "vitlab/data/augment.h"
+#include "vitlab/device.h"
 
 namespace vitlab {
 
@@ -11,8 +13,13 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
                       const torch::Tensor& labels, const RunConfig& cfg) {
   const Batch in = augment_batch(images, labels, cfg.model, cfg.train);
-  auto logits = model->forward(in.x);
-  auto loss = soft_cross_entropy(logits, in.targets);
+  torch::Tensor logits, loss;
+  {
+    // Forward and loss under autocast, backward outside it (as torch.autocast is used).
+    compat::AutocastBf16 autocast(images.device().type(), uses_bf16(cfg.train.precision, images.device()));
+    logits = model->forward(in.x);
+    loss = soft_cross_entropy(logits, in.targets);
+  }
   optimizer.zero_grad();
   loss.backward();
   if (cfg.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.train.grad_clip);

@@ -58,6 +58,8 @@ json train(const TrainRequest& req) {
   const TrainConfig& tc = cfg.train;
   const int threads = configure_threads(tc.threads);
   const torch::Device device = resolve_device(tc.device);
+  configure_tf32(tc.tf32);
+  const bool bf16 = uses_bf16(tc.precision, device);
 
   ensure_directory(req.out_dir, "--out");
   const std::string config_path = join_path(req.out_dir, "run_config.json");
@@ -153,7 +155,7 @@ json train(const TrainRequest& req) {
              {"seconds", secs}};
     std::string val_text;
     if (val_d.size() > 0) {
-      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size);
+      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16);
       row["val_loss"] = val.loss;
       row["val_top1"] = val.top1;
       if (val.top1 > progress["best_top1"].get<double>()) {
@@ -178,7 +180,7 @@ json train(const TrainRequest& req) {
   }
 
   if (ema) ema->copy_to(eval_model);
-  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size);
+  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16);
   const double train_seconds = progress["train_seconds"].get<double>();
   json acct = accounting_json(eval_model);
   json data_record = data.describe();
@@ -203,7 +205,8 @@ json train(const TrainRequest& req) {
       {"timing", {{"train_seconds", train_seconds},
                   {"images_per_s", train_seconds > 0 ? progress["train_images"].get<int64_t>() / train_seconds : 0.0},
                   {"test_images_per_s", test.images_per_s},
-                  {"peak_device_bytes", peak_memory_bytes(device)}}},
+                  {"peak_device_bytes", peak_memory_bytes(device)},
+                  {"precision", math_precision(tc.precision, tc.tf32, device)}}},
       {"checkpoint", ckpt_dir}};
   write_result(req.out_dir, record);
   return record;
