@@ -48,7 +48,8 @@ TEST_P(RopeShift, ScoresDependOnTheOffsetOnly) {
   auto base = score(at(0, 1), at(2, 0));
   EXPECT_TRUE(torch::allclose(base, score(at(1, 3), at(3, 2)), 1e-10, 1e-12)) << GetParam().first;
   EXPECT_TRUE(torch::allclose(base, score(at(1, 1), at(3, 0)), 1e-10, 1e-12)) << GetParam().first;
-  EXPECT_FALSE(torch::allclose(base, score(at(0, 1), at(3, 0)), 1e-4, 1e-4)) << GetParam().first;
+  // Relative only: at initialisation some variants' scores are small (TPA's are ~1e-4).
+  EXPECT_FALSE(torch::allclose(base, score(at(0, 1), at(3, 0)), 1e-3, 0.0)) << GetParam().first;
 }
 
 INSTANTIATE_TEST_SUITE_P(

@@ -4,7 +4,13 @@
 #include <torch/torch.h>
 #include <torch/version.h>
 
+#include <sstream>
+#include <string>
+#include <type_traits>
+
 #define VITLAB_TORCH2 (TORCH_VERSION_MAJOR >= 2)
+#define VITLAB_TORCH_AT_LEAST(major, minor) \
+  (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
 namespace vitlab::compat {
 
@@ -26,6 +32,39 @@ inline torch::Tensor fused_sdpa(const torch::Tensor& q, const torch::Tensor& k, 
 
 inline std::string torch_version() { return TORCH_VERSION; }
 
+// The key of a parameter in an optimizer's state map: LibTorch 1.13 keys by the TensorImpl's
+// address printed as text (what c10::guts::to_string gives), later versions by the address.
+template <typename StateMap>
+typename StateMap::key_type optimizer_state_key(const StateMap&, const torch::Tensor& p) {
+  if constexpr (std::is_same_v<typename StateMap::key_type, std::string>) {
+    std::ostringstream os;
+    os << p.unsafeGetTensorImpl();
+    return os.str();
+  } else {
+    return p.unsafeGetTensorImpl();
+  }
+}
+
+// PyTorch's fused AdamW kernel (torch.optim.AdamW(fused=True)), CUDA float32 tensors.
+constexpr bool kHasFusedAdamW = VITLAB_TORCH_AT_LEAST(2, 4);
+
+// One AdamW step over lists of tensors; `steps` are float32 device scalars, incremented here
+// first, as torch.optim does, since the kernel reads the new step for its bias corrections.
+inline void fused_adamw(std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& grads,
+                        std::vector<torch::Tensor>& exp_avgs, std::vector<torch::Tensor>& exp_avg_sqs,
+                        std::vector<torch::Tensor>& steps, double lr, double beta1, double beta2,
+                        double weight_decay, double eps) {
+#if VITLAB_TORCH_AT_LEAST(2, 4)
+  at::_foreach_add_(steps, 1);
+  at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false);
+#else
+  (void)params; (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps;
+  (void)lr; (void)beta1; (void)beta2; (void)weight_decay; (void)eps;
+  TORCH_CHECK(false, "the fused AdamW kernel needs LibTorch 2.4 or later");
+#endif
+}
+
 // bf16 autocast on one device type for the guard's scope (PyTorch's torch.autocast): matrix
 // products and the attention kernel run in bf16, reductions and the loss in float32. LibTorch
 // 2.4 replaced the per-backend calls by ones taking the device type.
@@ -33,7 +72,7 @@ class AutocastBf16 {
  public:
   AutocastBf16(c10::DeviceType type, bool on) : type_(type), on_(on) {
     if (!on_) return;
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if VITLAB_TORCH_AT_LEAST(2, 4)
     was_on_ = at::autocast::is_autocast_enabled(type_);
     was_dtype_ = at::autocast::get_autocast_dtype(type_);
     at::autocast::set_autocast_enabled(type_, true);
@@ -50,7 +89,7 @@ class AutocastBf16 {
   ~AutocastBf16() {
     if (!on_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+#if VITLAB_TORCH_AT_LEAST(2, 4)
     at::autocast::set_autocast_enabled(type_, was_on_);
     at::autocast::set_autocast_dtype(type_, was_dtype_);
 #else

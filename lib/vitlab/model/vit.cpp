@@ -103,10 +103,15 @@ torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor preprocess(const torch::Tensor& images, const ModelConfig& c) {
+  // The per-channel statistics are filled in on the device: copying them from the host would
+  // make every step wait for the GPU to finish the previous one.
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(images.device());
-  auto mean = torch::tensor(std::vector<float>(c.mean.begin(), c.mean.end())).to(opts).view({1, -1, 1, 1});
-  auto std = torch::tensor(std::vector<float>(c.std.begin(), c.std.end())).to(opts).view({1, -1, 1, 1});
-  return (images.to(torch::kFloat) / 255.0 - mean) / std;
+  auto channels = [&](const std::vector<double>& v) {
+    auto t = torch::empty({1, static_cast<int64_t>(v.size()), 1, 1}, opts);  // (1, C, 1, 1)
+    for (size_t i = 0; i < v.size(); ++i) t.select(1, static_cast<int64_t>(i)).fill_(v[i]);
+    return t;
+  };
+  return (images.to(torch::kFloat) / 255.0 - channels(c.mean)) / channels(c.std);
 }
 
 }  // namespace vitlab

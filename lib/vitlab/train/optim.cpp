@@ -2,9 +2,69 @@
 
 #include <cmath>
 
+#include "vitlab/compat.h"
+
 namespace vitlab {
 
-std::unique_ptr<torch::optim::AdamW> make_optimizer(ViT& model, const TrainConfig& cfg) {
+torch::Tensor FusedAdamW::step(LossClosure closure) {
+  if (!compat::kHasFusedAdamW) return torch::optim::AdamW::step(std::move(closure));
+  for (const auto& group : param_groups())
+    for (const auto& p : group.params())
+      if (!p.is_cuda() || p.device() != param_groups()[0].params()[0].device() || p.scalar_type() != torch::kFloat ||
+          (p.grad().defined() && p.grad().is_sparse()))
+        return torch::optim::AdamW::step(std::move(closure));
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure) {
+    torch::AutoGradMode grad(true);
+    loss = closure();
+  }
+  for (auto& group : param_groups()) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    std::vector<torch::Tensor> params, grads, exp_avgs, exp_avg_sqs, steps;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      auto& slot = state()[compat::optimizer_state_key(state(), p)];
+      if (!slot) {
+        auto s = std::make_unique<torch::optim::AdamWParamState>();
+        s->step(0);
+        s->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        s->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(s);
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
+      // The kernel counts steps in a device tensor; the state keeps the integer for
+      // checkpoints. The tensor is rebuilt from it after a reload (it is filled, not copied).
+      auto& counter = step_tensors_[p.unsafeGetTensorImpl()];
+      if (!counter.defined() || counter_steps_[p.unsafeGetTensorImpl()] != s.step())
+        counter = torch::empty({}, p.options()).fill_(static_cast<double>(s.step()));
+      s.step(s.step() + 1);
+      counter_steps_[p.unsafeGetTensorImpl()] = s.step();
+      params.push_back(p);
+      grads.push_back(p.grad());
+      exp_avgs.push_back(s.exp_avg());
+      exp_avg_sqs.push_back(s.exp_avg_sq());
+      steps.push_back(counter);
+    }
+    if (params.empty()) continue;
+    TORCH_CHECK(!o.amsgrad(), "FusedAdamW: amsgrad is not used by vitlab");
+    compat::fused_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, o.lr(), std::get<0>(o.betas()),
+                        std::get<1>(o.betas()), o.weight_decay(), o.eps());
+  }
+  return loss;
+}
+
+void clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
+  std::vector<torch::Tensor> grads, norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) grads.push_back(p.grad()), norms.push_back(p.grad().norm(2));
+  if (grads.empty()) return;
+  auto total = norms.size() == 1 ? norms[0] : torch::stack(norms).norm(2);
+  auto coef = torch::clamp(max_norm / (total + 1e-6), c10::nullopt, 1.0);
+  for (auto& g : grads) g.mul_(coef);
+}
+
+std::unique_ptr<FusedAdamW> make_optimizer(ViT& model, const TrainConfig& cfg) {
   std::vector<torch::Tensor> decay, no_decay;
   for (const auto& p : model->named_parameters()) {
     const bool skip = p.value().dim() <= 1 || p.key() == "pos_embed" || p.key() == "cls_token";
@@ -14,7 +74,7 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(ViT& model, const TrainConfi
   std::vector<torch::optim::OptimizerParamGroup> groups;
   groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(opts.weight_decay(cfg.weight_decay)));
   groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(opts.weight_decay(0.0)));
-  return std::make_unique<torch::optim::AdamW>(std::move(groups), opts);
+  return std::make_unique<FusedAdamW>(std::move(groups), opts);
 }
 
 double lr_at(int64_t step, int64_t total, int64_t warmup, const TrainConfig& cfg) {

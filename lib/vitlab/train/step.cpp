@@ -3,6 +3,7 @@
 #include "vitlab/compat.h"
 #include "vitlab/data/augment.h"
 #include "vitlab/device.h"
+#include "vitlab/train/optim.h"
 
 namespace vitlab {
 
@@ -22,7 +23,7 @@ StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, 
   }
   optimizer.zero_grad();
   loss.backward();
-  if (cfg.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), cfg.train.grad_clip);
+  if (cfg.train.grad_clip > 0) clip_grad_norm(model->parameters(), cfg.train.grad_clip);
   optimizer.step();
   if (ema) ema->update(model);
   return {loss.detach(), logits.detach()};
