@@ -10,6 +10,7 @@ packages=(
   libcli11-dev nlohmann-json3-dev libgtest-dev zlib1g-dev
   dataset-fashion-mnist               # the default dataset, /usr/share/datasets/fashion-mnist
   gnuplot-nox                         # vit_plot
+  libgloo-dev                         # Gloo headers: data-parallel training on CPUs (LibTorch ships the library)
 )
 
 missing=()

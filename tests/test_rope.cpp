@@ -83,7 +83,13 @@ TEST(Rope, VitWithRopeHasNoPositionTableAndUsesTheGrid) {
     c.pos = pos;
     torch::manual_seed(3);
     ViT mean(c);
-    const bool same = torch::allclose(mean->forward(x), mean->forward(swapped), 1e-5, 1e-6);
-    EXPECT_EQ(same, std::string(pos) == "none") << pos;
+    // At the timm initialisation the scores are ~1e-3 and attention is nearly uniform, so the
+    // positions would barely show: sharpen it so RoPE's effect is of order one.
+    for (auto& p : mean->named_parameters())
+      if (p.key().find("attn.qkv.weight") != std::string::npos) p.value().mul_(30.0);
+    const auto a = mean->forward(x), b = mean->forward(swapped);
+    const double rel = ((a - b).abs().max() / a.abs().max()).item<double>();
+    if (std::string(pos) == "none") EXPECT_LT(rel, 1e-5) << pos;
+    else EXPECT_GT(rel, 1e-2) << pos;
   }
 }

@@ -12,8 +12,15 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 }
 
 StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
-                      const torch::Tensor& labels, const RunConfig& cfg) {
-  const Batch in = augment_batch(images, labels, cfg.model, cfg.train);
+                      const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp) {
+  Batch in = augment_batch(images, labels, cfg.model, cfg.train);
+  torch::Tensor rows = labels;
+  if (dp) {  // this process's slice of the augmented global batch
+    const int64_t n = images.size(0) / dp->world(), first = dp->rank() * n;
+    in.x = in.x.narrow(0, first, n);              // (B / world, C, H, W)
+    in.targets = in.targets.narrow(0, first, n);  // (B / world, classes)
+    rows = labels.narrow(0, first, n);
+  }
   torch::Tensor logits, loss;
   {
     // Forward and loss under autocast, backward outside it (as torch.autocast is used).
@@ -23,10 +30,11 @@ StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, 
   }
   optimizer.zero_grad();
   loss.backward();
+  if (dp) dp->average_gradients(model->parameters());
   if (cfg.train.grad_clip > 0) clip_grad_norm(model->parameters(), cfg.train.grad_clip);
   optimizer.step();
   if (ema) ema->update(model);
-  return {loss.detach(), logits.detach()};
+  return {loss.detach(), logits.detach(), rows};
 }
 
 }  // namespace vitlab

@@ -12,6 +12,7 @@
 #include "vitlab/model/vit.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
+#include "vitlab/train/distributed.h"
 #include "vitlab/train/ema.h"
 #include "vitlab/train/evaluate.h"
 #include "vitlab/train/optim.h"
@@ -60,11 +61,20 @@ json train(const TrainRequest& req) {
   const torch::Device device = resolve_device(tc.device);
   configure_tf32(tc.tf32);
   const bool bf16 = uses_bf16(tc.precision, device);
+  // Several processes (RANK, WORLD_SIZE, ...): rank 0 alone writes the run directory.
+  const DistEnv dist = DistEnv::from_environment();
+  std::unique_ptr<DataParallel> dp;
+  if (dist.active()) {
+    if (tc.batch_size % dist.world != 0)
+      fail("train.batch_size: ", tc.batch_size, " is not divisible by WORLD_SIZE=", dist.world);
+    dp = std::make_unique<DataParallel>(dist, device);
+  }
+  const bool writer = dist.rank == 0;
 
   ensure_directory(req.out_dir, "--out");
   const std::string config_path = join_path(req.out_dir, "run_config.json");
   const std::string ckpt_dir = join_path(req.out_dir, "checkpoint");
-  if (path_exists(config_path)) {
+  if (writer && path_exists(config_path)) {
     if (!req.resume)
       fail("--out ", req.out_dir, ": already holds a run; pass --resume to continue it or choose another directory");
     check_same_run(config_path, cfg);
@@ -81,7 +91,8 @@ json train(const TrainRequest& req) {
   const Dataset train_d = to_device(data.train, device), val_d = to_device(data.val, device),
                 test_d = to_device(data.test, device);
   // Recorded once the config has proved loadable, so a failed start leaves no run behind.
-  atomic_write(config_path, to_json(cfg).dump(2) + "\n");
+  if (writer) atomic_write(config_path, to_json(cfg).dump(2) + "\n");
+  if (dp) dp->broadcast(model->parameters());  // equal already (same seed); now by construction
   auto optimizer = make_optimizer(model, tc);
   std::unique_ptr<Ema> ema;
   ViT eval_model = model;  // the EMA, when on, is evaluated through a second model
@@ -98,7 +109,7 @@ json train(const TrainRequest& req) {
     if (!found.empty()) {
       load_weights(model, join_path(found, "model.safetensors"));
       progress = load_train_state(found, model, *optimizer, ema.get(), device);
-      std::printf("resuming %s after epoch %d\n", req.out_dir.c_str(), progress["epoch"].get<int>());
+      if (writer) std::printf("resuming %s after epoch %d\n", req.out_dir.c_str(), progress["epoch"].get<int>());
     }
   }
 
@@ -126,13 +137,13 @@ json train(const TrainRequest& req) {
       lr = lr_at(step, total_steps, warmup, tc);
       set_lr(*optimizer, lr);
       const Dataset b = loader.batch(s);
-      const StepOutput out = train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg);
+      const StepOutput out = train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg, dp.get());
       {
         torch::NoGradGuard no_grad;
         loss_sum += out.loss.to(torch::kDouble);
-        correct += out.logits.argmax(1).eq(b.labels).sum();
+        correct += out.logits.argmax(1).eq(out.labels).sum();
       }
-      if (bar.due()) {  // the only host synchronisation inside the epoch, and only on a terminal
+      if (writer && bar.due()) {  // the only host synchronisation inside the epoch, and only on a terminal
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double ips = (s + 1) * batch / secs;
         const double left = (total_steps - step - 1) * batch / ips;
@@ -143,6 +154,11 @@ json train(const TrainRequest& req) {
                       format_duration(left).c_str());
         bar.update(line);
       }
+    }
+    if (dp) {  // every process's share: the mean of the per-process means, all the hits
+      dp->sum(loss_sum);
+      loss_sum.div_(dp->world());
+      dp->sum(correct);
     }
     synchronize(device);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -170,13 +186,13 @@ json train(const TrainRequest& req) {
     progress["epoch"] = epoch + 1;
     progress["train_seconds"] = progress["train_seconds"].get<double>() + secs;
     progress["train_images"] = progress["train_images"].get<int64_t>() + steps_per_epoch * batch;
-    save_checkpoint(ckpt_dir, model, optimizer.get(), ema.get(), progress);
+    if (writer) save_checkpoint(ckpt_dir, model, optimizer.get(), ema.get(), progress);
 
     char line[320];
     std::snprintf(line, sizeof line, "epoch %3d/%d  lr %.2e  train loss %.4f top1 %.2f%%%s  %.0f img/s  %.1fs",
                   epoch + 1, tc.epochs, lr, train_loss, train_top1, val_text.c_str(), steps_per_epoch * batch / secs,
                   secs);
-    bar.epoch_done(line);
+    if (writer) bar.epoch_done(line);
   }
 
   if (ema) ema->copy_to(eval_model);
@@ -208,7 +224,9 @@ json train(const TrainRequest& req) {
                   {"peak_device_bytes", peak_memory_bytes(device)},
                   {"precision", math_precision(tc.precision, tc.tf32, device)}}},
       {"checkpoint", ckpt_dir}};
-  write_result(req.out_dir, record);
+  if (dp) record["distributed"] = json{{"world_size", dp->world()}, {"backend", dp->backend()}};
+  if (writer) write_result(req.out_dir, record);
+  if (dp) dp->barrier();  // the others end once the results are written
   return record;
 }
 
