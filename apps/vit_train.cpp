@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "vitlab/app.h"
+#include "vitlab/train/distributed.h"
 #include "vitlab/train/trainer.h"
 
 int main(int argc, char** argv) {
@@ -28,6 +29,7 @@ int main(int argc, char** argv) {
     if (!device.empty()) sets.push_back("train.device=\"" + device + "\"");
     vitlab::TrainRequest req{vitlab::load_run_config(config, sets), out, resume};
     auto record = vitlab::train(req);
+    if (vitlab::DistEnv::from_environment().rank != 0) return 0;  // rank 0 reports the run
     const auto& m = record["metrics"];
     std::printf("test top1 %.2f%%  top5 %.2f%%  loss %.4f  (%.0f s of training)\nresults: %s/result.json\n",
                 m["top1"].get<double>(), m["top5"].get<double>(), m["loss"].get<double>(),

@@ -23,11 +23,11 @@ set label 1 'mean over seeds; bars: min to max' at graph 0, graph -0.13 font ',9
 set bmargin 5
 set offsets 0, 0, graph 0.05, graph 0.05
 plot \
-  "accuracy_vs_attention_params.dat" index 0 using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 1.3 title "btt", \
-  "accuracy_vs_attention_params.dat" index 1 using 1:2:3:4 with yerrorlines lw 2 pt 5 ps 1.3 title "gqa", \
-  "accuracy_vs_attention_params.dat" index 2 using 1:2:3:4 with yerrorlines lw 2 pt 9 ps 1.3 title "mha", \
-  "accuracy_vs_attention_params.dat" index 3 using 1:2:3:4 with yerrorlines lw 2 pt 11 ps 1.3 title "mla", \
-  "accuracy_vs_attention_params.dat" index 4 using 1:2:3:4 with yerrorlines lw 2 pt 13 ps 1.3 title "mqa", \
-  "accuracy_vs_attention_params.dat" index 5 using 1:2:3:4 with yerrorlines lw 2 pt 15 ps 1.3 title "tpa", \
-  "accuracy_vs_attention_params.dat" index 6 using 1:2:3:4 with yerrorlines lw 2 pt 4 ps 1.3 title "tucker", \
+  "accuracy_vs_attention_params.dat" index 0 using 1:2:3:4 with yerrorlines lw 2 pt 7 ps 1.3 title "mha", \
+  "accuracy_vs_attention_params.dat" index 1 using 1:2:3:4 with yerrorlines lw 2 pt 5 ps 1.3 title "mqa", \
+  "accuracy_vs_attention_params.dat" index 2 using 1:2:3:4 with yerrorlines lw 2 pt 9 ps 1.3 title "gqa", \
+  "accuracy_vs_attention_params.dat" index 3 using 1:2:3:4 with yerrorlines lw 2 pt 11 ps 1.3 title "tpa", \
+  "accuracy_vs_attention_params.dat" index 4 using 1:2:3:4 with yerrorlines lw 2 pt 13 ps 1.3 title "tucker", \
+  "accuracy_vs_attention_params.dat" index 5 using 1:2:3:4 with yerrorlines lw 2 pt 15 ps 1.3 title "btt", \
+  "accuracy_vs_attention_params.dat" index 6 using 1:2:3:4 with yerrorlines lw 2 pt 4 ps 1.3 title "mla", \
   "accuracy_vs_attention_params.dat" index 7 using 1:2 with steps dt 2 lw 1.5 lc rgb 'black' title 'Pareto front'

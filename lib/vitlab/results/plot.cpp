@@ -149,13 +149,22 @@ std::vector<PlotPoint> plot_points(const std::vector<json>& results, const PlotO
     if (opt.log_x && p.x <= 0) fail("--x ", opt.x, ": ", p.x, " cannot go on a log scale (run ", p.label, ")");
     points.push_back(std::move(p));
   }
-  // Groups in order of first appearance, points of a group by x.
-  std::vector<std::string> order;
-  for (const auto& p : points)
-    if (std::find(order.begin(), order.end(), p.group) == order.end()) order.push_back(p.group);
+  // Groups by their best y, best first (the legend then lists the series top to bottom as they
+  // lie in the plot), ties by name; points of a group by x.
+  const bool lower = lower_is_better(opt.y);
+  std::map<std::string, double> best;
+  for (const auto& p : points) {
+    auto it = best.find(p.group);
+    if (it == best.end()) best[p.group] = p.y;
+    else it->second = lower ? std::min(it->second, p.y) : std::max(it->second, p.y);
+  }
   std::stable_sort(points.begin(), points.end(), [&](const PlotPoint& a, const PlotPoint& b) {
-    const auto ga = std::find(order.begin(), order.end(), a.group), gb = std::find(order.begin(), order.end(), b.group);
-    return ga != gb ? ga < gb : a.x < b.x;
+    if (a.group != b.group) {
+      const double ba = best[a.group], bb = best[b.group];
+      if (ba != bb) return lower ? ba < bb : ba > bb;
+      return a.group < b.group;
+    }
+    return a.x < b.x;
   });
   return points;
 }

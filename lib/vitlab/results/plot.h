@@ -29,7 +29,7 @@ struct PlotPoint {
 
 // Result files, or directories searched (recursively) for result.json.
 std::vector<json> load_results(const std::vector<std::string>& paths);
-// One point per distinct setting (seeds merged), grouped; groups in order of first appearance.
+// One point per distinct setting (seeds merged), grouped; groups by their best y, best first.
 std::vector<PlotPoint> plot_points(const std::vector<json>& results, const PlotOptions& opt);
 // Indices of the points no other point beats on both axes (y higher is better unless it is a
 // loss; x lower is better unless it is img/s), in increasing x.
