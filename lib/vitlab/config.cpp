@@ -4,6 +4,7 @@
 #include <set>
 
 #include "vitlab/error.h"
+#include "vitlab/text.h"
 
 namespace vitlab {
 namespace {
@@ -366,14 +367,14 @@ json read_json_file(const std::string& path) {
 }
 
 void set_path(json& doc, const std::string& path, const json& value, const std::string& what) {
+  const std::vector<std::string> keys = split(path, '.');
   json* node = &doc;
-  size_t start = 0;
-  while (true) {
-    size_t dot = path.find('.', start);
-    std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+  std::string parent = path;  // the document itself is named by the whole path
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const std::string& key = keys[i];
     if (key.empty()) fail(what, ": empty key in '", path, "'");
-    if (!node->is_object()) fail(what, ": '", path.substr(0, start - 1), "' is not an object");
-    if (dot == std::string::npos) {
+    if (!node->is_object()) fail(what, ": '", parent, "' is not an object");
+    if (i + 1 == keys.size()) {
       (*node)[key] = value;
       return;
     }
@@ -382,7 +383,7 @@ void set_path(json& doc, const std::string& path, const json& value, const std::
     if (child.is_string() && key == "attention") child = json{{"name", child.get<std::string>()}};
     if (child.is_null()) child = json::object();
     node = &child;
-    start = dot + 1;
+    parent = i == 0 ? key : parent + "." + key;
   }
 }
 

@@ -15,6 +15,7 @@
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/text.h"
 
 namespace vitlab {
 
@@ -26,15 +27,9 @@ std::string ChildExit::describe() const {
 std::string find_in_path(const std::string& name) {
   if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
   const char* path = std::getenv("PATH");
-  std::string dirs = path ? path : "/usr/bin:/bin";
-  size_t start = 0;
-  while (start <= dirs.size()) {
-    size_t colon = dirs.find(':', start);
-    std::string dir = dirs.substr(start, colon == std::string::npos ? std::string::npos : colon - start);
-    std::string full = join_path(dir.empty() ? "." : dir, name);
+  for (const auto& dir : split(path ? path : "/usr/bin:/bin", ':')) {
+    const std::string full = join_path(dir.empty() ? "." : dir, name);
     if (is_regular_file(full) && ::access(full.c_str(), X_OK) == 0) return full;
-    if (colon == std::string::npos) break;
-    start = colon + 1;
   }
   return "";
 }

@@ -10,6 +10,7 @@
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
+#include "vitlab/text.h"
 
 namespace vitlab {
 
@@ -40,15 +41,11 @@ Axis axis_of(const std::string& name, const std::string& flag) {
 
 const json* find_path(const json& j, const std::string& path) {
   const json* node = &j;
-  size_t start = 0;
-  while (true) {
-    size_t dot = path.find('.', start);
-    std::string key = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
+  for (const auto& key : split(path, '.')) {
     if (!node->is_object() || !node->contains(key)) return nullptr;
     node = &(*node)[key];
-    if (dot == std::string::npos) return node;
-    start = dot + 1;
   }
+  return node;
 }
 
 double number_at(const json& r, const Axis& a, const std::string& flag) {
@@ -60,16 +57,11 @@ double number_at(const json& r, const Axis& a, const std::string& flag) {
 
 std::string group_of(const json& r, const std::string& group) {
   std::string out;
-  size_t start = 0;
-  while (start <= group.size()) {
-    size_t comma = group.find(',', start);
-    std::string key = group.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (const auto& key : split(group, ',')) {
     const std::string path = key == "attention" ? "model.attention.name" : key == "pos" ? "model.pos" : key;
     const json* v = find_path(r, path);
     if (!v) fail("--group ", key, ": no ", path, " in the results of run '", r.value("run_id", "?"), "'");
     out += (out.empty() ? "" : " ") + (v->is_string() ? v->get<std::string>() : v->dump());
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }

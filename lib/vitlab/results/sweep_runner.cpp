@@ -11,6 +11,8 @@
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
+#include "vitlab/text.h"
+#include "vitlab/train/progress.h"
 
 namespace vitlab {
 
@@ -56,14 +58,6 @@ std::string failure_line(const std::string& log_path) {
   return error.empty() ? last : error;
 }
 
-std::string format_duration(double s) {
-  char buf[32];
-  if (s < 90) std::snprintf(buf, sizeof buf, "%.0f s", s);
-  else if (s < 5400) std::snprintf(buf, sizeof buf, "%.0f min", s / 60);
-  else std::snprintf(buf, sizeof buf, "%.1f h", s / 3600);
-  return buf;
-}
-
 struct Active {
   size_t run;  // index into runs
   int slot;
@@ -76,10 +70,7 @@ struct Active {
 
 std::vector<std::string> parse_devices(const std::string& text, const std::string& flag) {
   std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    size_t comma = text.find(',', start);
-    std::string d = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+  for (std::string d : split(text, ',')) {
     if (d.empty()) fail(flag, " ", text, ": empty device in the list");
     if (d.find_first_not_of("0123456789") == std::string::npos) d = "cuda:" + d;
     const bool cuda_n = d.rfind("cuda:", 0) == 0 && d.size() > 5 &&
@@ -87,8 +78,6 @@ std::vector<std::string> parse_devices(const std::string& text, const std::strin
     if (d != "cpu" && d != "cuda" && !cuda_n)
       fail(flag, " ", text, ": '", d, "' is not a device (cpu, cuda, cuda:N or N)");
     out.push_back(d);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
   }
   return out;
 }

@@ -35,16 +35,16 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
       auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
       // The kernel counts steps in a device tensor; the state keeps the integer for
       // checkpoints. The tensor is rebuilt from it after a reload (it is filled, not copied).
-      auto& counter = step_tensors_[p.unsafeGetTensorImpl()];
-      if (!counter.defined() || counter_steps_[p.unsafeGetTensorImpl()] != s.step())
-        counter = torch::empty({}, p.options()).fill_(static_cast<double>(s.step()));
+      auto& counter = counters_[p.unsafeGetTensorImpl()];
+      if (counter.step != s.step())
+        counter.device_step = torch::empty({}, p.options()).fill_(static_cast<double>(s.step()));
       s.step(s.step() + 1);
-      counter_steps_[p.unsafeGetTensorImpl()] = s.step();
+      counter.step = s.step();
       params.push_back(p);
       grads.push_back(p.grad());
       exp_avgs.push_back(s.exp_avg());
       exp_avg_sqs.push_back(s.exp_avg_sq());
-      steps.push_back(counter);
+      steps.push_back(counter.device_step);
     }
     if (params.empty()) continue;
     TORCH_CHECK(!o.amsgrad(), "FusedAdamW: amsgrad is not used by vitlab");

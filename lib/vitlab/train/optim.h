@@ -20,9 +20,13 @@ class FusedAdamW : public torch::optim::AdamW {
   torch::Tensor step(LossClosure closure = nullptr) override;
 
  private:
-  // Per parameter: the kernel's step counter on the device, and the state's step it mirrors.
-  std::unordered_map<c10::TensorImpl*, torch::Tensor> step_tensors_;
-  std::unordered_map<c10::TensorImpl*, int64_t> counter_steps_;
+  // Per parameter, the kernel's step counter on the device and the state's step it mirrors (a
+  // reloaded checkpoint changes the latter, and the counter is rebuilt from it).
+  struct Counter {
+    torch::Tensor device_step;
+    int64_t step = -1;
+  };
+  std::unordered_map<c10::TensorImpl*, Counter> counters_;
 };
 
 std::unique_ptr<FusedAdamW> make_optimizer(ViT& model, const TrainConfig& cfg);
