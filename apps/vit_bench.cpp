@@ -8,6 +8,7 @@
 #include "vitlab/io/files.h"
 #include "vitlab/model/vit.h"
 #include "vitlab/results/run_record.h"
+#include "vitlab/train/distributed.h"
 
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
@@ -40,7 +41,17 @@ int main(int argc, char** argv) {
 
   return vitlab::run_app("vit_bench", [&] {
     const int n_threads = vitlab::configure_threads(threads);
-    const torch::Device dev = vitlab::resolve_device(device);
+    // Launched as several processes (RANK, WORLD_SIZE, ...): data-parallel training, rank 0 reports.
+    const vitlab::DistEnv dist = vitlab::DistEnv::from_environment();
+    if (dist.active()) {
+      if (app.count("--mode") && mode != "train")
+        vitlab::fail("--mode ", mode, ": with WORLD_SIZE=", dist.world, " only training is measured");
+      mode = "train";
+    }
+    const torch::Device dev = vitlab::resolve_device(dist.device(device));
+    std::unique_ptr<vitlab::DataParallel> dp;
+    if (dist.active()) dp = std::make_unique<vitlab::DataParallel>(dist, dev);
+    const bool writer = dist.rank == 0;
     const std::string dev_name = vitlab::device_name(dev);
     if (o.peak_tflops < 0) o.peak_tflops = vitlab::known_peak_tflops(dev_name);
     o.train = mode != "infer", o.infer = mode != "train";
@@ -58,12 +69,14 @@ int main(int argc, char** argv) {
         runs.emplace_back(path, c);
       }
     }
-    std::printf("%-48s %10s %9s %10s %7s %10s %7s %9s %6s\n", "config / attention", "params", "GFLOP/img", "train img/s",
+    if (writer)
+      std::printf("%-48s %10s %9s %10s %7s %10s %7s %9s %6s\n", "config / attention", "params", "GFLOP/img", "train img/s",
                 "vs 1st", "infer img/s", "vs 1st", "peak MiB", "MFU%");
     vitlab::json results = vitlab::json::array();
     double first_train = 0, first_infer = 0;
     for (const auto& [path, cfg] : runs) {
-      vitlab::json r = vitlab::bench_config(cfg, dev, o);
+      vitlab::json r = vitlab::bench_config(cfg, dev, o, dp.get());
+      if (!writer) continue;
       r["config"] = path.empty() ? "(defaults)" : path;
       r["model"] = vitlab::to_json(cfg.model);
       results.push_back(r);
@@ -81,7 +94,7 @@ int main(int argc, char** argv) {
                   mfu.is_null() ? "-" : std::to_string(static_cast<int>(100 * mfu.get<double>() + 0.5)).c_str());
       std::fflush(stdout);
     }
-    if (!out.empty()) {
+    if (writer && !out.empty()) {
       vitlab::json record{{"schema", "vitlab.bench/1"}, {"created", vitlab::utc_timestamp()},
                           {"git_commit", vitlab::git_commit()}, {"host", vitlab::host_record(dev, n_threads)},
                           {"options", {{"warmup", o.warmup_steps}, {"windows", o.windows},

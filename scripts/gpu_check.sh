@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One call on the GPU machine (LibTorch 2.x + CUDA from the pip torch): build, run the test
 # suite, train the quick-start model one epoch and evaluate it, train one epoch of Fashion-MNIST
-# with every attention variant, and measure every variant's throughput. Logs and results go to
-# $OUT. Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (default:
-# all). The build always runs first; it is quick when build-gpu is already there (warm machine).
+# with every attention variant, and measure every variant's throughput; on request also profile
+# one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
+# Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
+# and profile, fmnist. The build always runs first; it is quick when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 set -euo pipefail
@@ -44,4 +45,20 @@ fi
 # Train and inference img/s of every variant at vit_small width (experiments/attention_zoo).
 if has bench; then
   experiments/attention_zoo/bench.sh build-gpu cuda "$OUT/bench_zoo.json"
+fi
+
+# Kernel time of one inference and one training step of vit_small p16, vitlab against timm eager.
+if has profile; then
+  experiments/bench_gpu/profile.sh "$OUT/profile" small_p16_224 infer
+  experiments/bench_gpu/profile.sh "$OUT/profile" small_p16_224 train
+fi
+
+# The full Fashion-MNIST run of a vit_tiny-sized model (configs/fmnist_vit_tiny.json).
+if has fmnist; then
+  rm -rf /tmp/fmnist-tiny
+  start=$SECONDS
+  ./build-gpu/apps/vit_train --config configs/fmnist_vit_tiny.json \
+    --data idx:data/fashion-mnist --device cuda --out /tmp/fmnist-tiny
+  echo "fmnist wall: $(( SECONDS - start )) s"
+  cp /tmp/fmnist-tiny/result.json "$OUT/fmnist_vit_tiny_result.json"
 fi

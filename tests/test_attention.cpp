@@ -81,6 +81,29 @@ TEST(Sdpa, FusedEqualsComposed) {
   EXPECT_TRUE(torch::allclose(sdpa(q, k, v, 0.25), sdpa_composed(q, k, v, 0.25), 1e-5, 1e-5));
 }
 
+// Key/value head j serves query heads 2j and 2j+1 when 2 key/value heads serve 4 query heads.
+TEST(Sdpa, GroupedKeysServeConsecutiveQueryHeads) {
+  auto q = torch::randn({2, 4, 5, 8}, torch::kDouble), k = torch::randn({2, 2, 6, 8}, torch::kDouble);
+  auto v = torch::randn({2, 2, 6, 3}, torch::kDouble);
+  auto o = sdpa_composed(q, k, v, 0.3);  // (2, 4, 5, 3)
+  ASSERT_EQ(o.sizes(), torch::IntArrayRef({2, 4, 5, 3}));
+  for (int64_t i = 0; i < 4; ++i) {
+    auto one = sdpa_composed(q.narrow(1, i, 1), k.narrow(1, i / 2, 1), v.narrow(1, i / 2, 1), 0.3);
+    EXPECT_TRUE(torch::allclose(o.narrow(1, i, 1), one, 1e-12, 1e-12)) << "query head " << i;
+  }
+  EXPECT_TRUE(torch::allclose(sdpa(q, k, v, 0.3), o, 1e-12, 1e-12));
+  EXPECT_THROW(sdpa_composed(q, k.narrow(1, 0, 1).expand({2, 3, 6, 8}), v, 0.3), c10::Error);
+}
+
+// On CUDA in bf16 the flash kernel takes grouped keys/values itself (LibTorch >= 2.5).
+TEST(Sdpa, GroupedFlashEqualsWidenedOnCuda) {
+  if (!torch::cuda::is_available() || !compat::kHasSdpaGqa) GTEST_SKIP() << "needs CUDA and LibTorch >= 2.5";
+  auto opts = torch::TensorOptions().device(torch::kCUDA).dtype(torch::kBFloat16);
+  auto q = torch::randn({3, 6, 50, 64}, opts), k = torch::randn({3, 2, 50, 64}, opts), v = torch::randn({3, 2, 50, 64}, opts);
+  auto expected = sdpa_composed(q.to(torch::kFloat), k.to(torch::kFloat), v.to(torch::kFloat), 0.125);
+  EXPECT_LT((sdpa(q, k, v, 0.125).to(torch::kFloat) - expected).abs().max().item<float>(), 2e-2);
+}
+
 TEST(Registry, UnknownNamesAndOptionsAreErrors) {
   AttentionDims dims{8, 2, 4, true};
   EXPECT_NE(make_attention({"mha", json::object()}, dims), nullptr);

@@ -64,16 +64,19 @@ TEST(Distributed, EnvironmentIsReadAndCheckedByName) {
   }
 }
 
-// With augmentation (random crops and mixup, drawn for the global batch) and EMA on.
-TEST(Distributed, TwoGlooProcessesMatchOneOnTheWholeBatch) {
-  // scripts/setup.sh installs the Gloo headers, so CI always runs this; the GPU machine has none.
-  if (!has_gloo() && !std::getenv("CI")) GTEST_SKIP() << "this build has no Gloo headers (Debian: libgloo-dev)";
+namespace {
+
+// Trains one model twice, once in one process and once in two (RANK 0 and 1 on `device`), and
+// expects the same weights: with augmentation (random crops and mixup, drawn for the global
+// batch) and EMA on.
+void expect_two_processes_match_one(const std::string& device, const std::string& backend) {
   TempDir dir;
   json cfg{{"model", {{"image_size", 16}, {"patch_size", 4}, {"dim", 32}, {"depth", 2}, {"heads", 2}}},
            {"data", {{"spec", "synthetic"}, {"val_size", 200},
                      {"synthetic", {{"image_size", 16}, {"train", 1200}, {"test", 300}}}}},
            {"train", {{"epochs", 2}, {"batch_size", 32}, {"lr", 3e-3}, {"threads", 1}, {"ema_decay", 0.9},
                       {"eps", 0.01}, {"grad_clip", 0.0},  // Adam sensitive to the gradient's scale
+                      {"device", device}, {"precision", "fp32"}, {"tf32", false},
                       {"augment", {{"crop_padding", 2}, {"mixup_alpha", 0.2}}}}}};
   write_file(dir / "c.json", cfg.dump());
   const std::string train = std::string(VIT_TRAIN) + " --config " + dir / "c.json" + " --out ";
@@ -86,7 +89,7 @@ TEST(Distributed, TwoGlooProcessesMatchOneOnTheWholeBatch) {
 
   const json a = read_json_file(dir / "one/result.json"), b = read_json_file(dir / "two/result.json");
   EXPECT_EQ(b["distributed"]["world_size"], 2);
-  EXPECT_EQ(b["distributed"]["backend"], "gloo");
+  EXPECT_EQ(b["distributed"]["backend"], backend);
   EXPECT_NEAR(a["history"][1]["train_loss"].get<double>(), b["history"][1]["train_loss"].get<double>(), 1e-5);
   auto wa = load_safetensors(dir / "one/checkpoint/model.safetensors");
   auto wb = load_safetensors(dir / "two/checkpoint/model.safetensors");
@@ -106,4 +109,17 @@ TEST(Distributed, TwoGlooProcessesMatchOneOnTheWholeBatch) {
     const double scale = t.abs().max().item<double>() + 1e-12;
     EXPECT_LT((t - u).abs().max().item<double>() / scale, 1e-4) << name;  // summation order only
   }
+}
+
+}  // namespace
+
+TEST(Distributed, TwoGlooProcessesMatchOneOnTheWholeBatch) {
+  // scripts/setup.sh installs the Gloo headers, so CI always runs this; the GPU machine has none.
+  if (!has_gloo() && !std::getenv("CI")) GTEST_SKIP() << "this build has no Gloo headers (Debian: libgloo-dev)";
+  expect_two_processes_match_one("cpu", "gloo");
+}
+
+TEST(Distributed, TwoNcclProcessesMatchOneOnTheWholeBatch) {
+  if (!has_nccl() || torch::cuda::device_count() < 2) GTEST_SKIP() << "needs NCCL and two CUDA devices";
+  expect_two_processes_match_one("cuda", "nccl");
 }

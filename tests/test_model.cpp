@@ -45,6 +45,21 @@ TEST(ViT, AnyImageSizeAndChannelCount) {
   EXPECT_EQ(c.num_tokens(), 17);
 }
 
+// The patch embedding's matrix product over flattened patches is its convolution (float64),
+// with several channels, a non-square grid and a batch.
+TEST(ViT, PatchEmbeddingEqualsItsConvolution) {
+  ModelConfig c;
+  c.dim = 6, c.patch_size = 4, c.in_chans = 3;
+  PatchEmbed pe(c);
+  pe->to(torch::kDouble);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 3, 8, 12}, torch::kDouble);
+  auto conv = pe->proj(x).flatten(2).transpose(1, 2);  // (B, d, 2, 3) -> (B, 6, d), row-major grid
+  auto got = pe->forward(x);
+  ASSERT_EQ(got.sizes(), conv.sizes());
+  EXPECT_LE((got - conv).abs().max().item<double>(), 1e-12);
+}
+
 TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
   for (const char* pos : {"learned", "sincos", "none"})
     for (bool qkv_bias : {true, false})

@@ -2,7 +2,7 @@
 configs with bf16 autocast, TF32, fused AdamW and synthetic data resident on the GPU, eager and
 torch.compile'd, timed like vit_bench (median of timed windows after a warm-up).
 
-Usage: python3 timm_bench.py --mode eager|compile [--out FILE.json]
+Usage: python3 timm_bench.py --mode eager|compile [--out FILE.json] [--only NAME] [--phase train|infer]
 Kept in the repository only for this comparison; vitlab itself has no Python."""
 import argparse
 import json
@@ -58,13 +58,17 @@ def bench(name, arch, size, chans, patch, classes, batch, mode, args):
 
     model.train()
     torch.cuda.reset_peak_memory_stats()
-    train, train_windows = timed(train_step, args.warmup, args.windows, args.window_steps, batch)
-    train_peak = torch.cuda.max_memory_allocated()
+    train, train_windows, train_peak = 0.0, [], 0
+    if args.phase in ("both", "train"):
+        train, train_windows = timed(train_step, args.warmup, args.windows, args.window_steps, batch)
+        train_peak = torch.cuda.max_memory_allocated()
     model.eval()
     infer_model = torch.compile(model) if mode == "compile" else model
     fwd = infer_model
     torch.cuda.reset_peak_memory_stats()
-    infer, infer_windows = timed(infer_step, args.warmup, args.windows, args.window_steps, batch)
+    infer, infer_windows = 0.0, []
+    if args.phase in ("both", "infer"):
+        infer, infer_windows = timed(infer_step, args.warmup, args.windows, args.window_steps, batch)
     return {"name": name, "timm_model": arch, "mode": mode, "params": params, "batch_size": batch,
             "train": {"images_per_s": train, "windows": train_windows, "peak_bytes": train_peak},
             "infer": {"images_per_s": infer, "windows": infer_windows,
@@ -78,11 +82,15 @@ def main():
     p.add_argument("--windows", type=int, default=5)
     p.add_argument("--window-steps", type=int, default=20)
     p.add_argument("--out")
+    p.add_argument("--only", help="run only the config of this name (e.g. 'vit_small p16 224x224x3')")
+    p.add_argument("--phase", choices=["both", "train", "infer"], default="both")
     args = p.parse_args()
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
     results = []
     for c in CONFIGS:
+        if args.only and c[0] != args.only:
+            continue
         r = bench(*c, args.mode, args)
         results.append(r)
         print(f"timm {args.mode:7s} {r['name']:26s} {r['params'] / 1e6:5.1f}M  train {r['train']['images_per_s']:9.0f} img/s"

@@ -12,20 +12,38 @@
 #define VITLAB_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
 
+namespace c10d {
+class Backend;
+class ProcessGroup;
+}  // namespace c10d
+
 namespace vitlab::compat {
+
+// The class c10d's communication backends (Gloo, NCCL) derive from: LibTorch 2.0 split the
+// process group into a front end and per-backend Backends.
+#if VITLAB_TORCH2
+using CommBackend = c10d::Backend;
+#else
+using CommBackend = c10d::ProcessGroup;
+#endif
 
 // True where at::scaled_dot_product_attention (flash / memory-efficient kernels) exists.
 constexpr bool kHasFusedSdpa = VITLAB_TORCH2;
 
-// softmax(q k^T * scale) v through the fused kernel. Shapes (B, h, N, d_qk) x (B, h, M, d_qk)
-// x (B, h, M, d_v). Only call when kHasFusedSdpa.
+// softmax(q k^T * scale) v through the fused kernel. Shapes (B, h, N, d_qk) x (B, g, M, d_qk)
+// x (B, g, M, d_v); g < h only with `grouped` (kHasSdpaGqa). Only call when kHasFusedSdpa.
+constexpr bool kHasSdpaGqa = VITLAB_TORCH_AT_LEAST(2, 5);
 inline torch::Tensor fused_sdpa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                                double scale) {
-#if VITLAB_TORCH2
+                                double scale, bool grouped) {
+#if VITLAB_TORCH_AT_LEAST(2, 5)
+  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                          /*is_causal=*/false, scale, /*enable_gqa=*/grouped);
+#elif VITLAB_TORCH2
+  TORCH_CHECK(!grouped, "grouped-query attention in the fused kernel needs LibTorch 2.5");
   return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
                                           /*is_causal=*/false, scale);
 #else
-  (void)q; (void)k; (void)v; (void)scale;
+  (void)q; (void)k; (void)v; (void)scale; (void)grouped;
   TORCH_CHECK(false, "fused scaled-dot-product attention needs LibTorch 2.x");
 #endif
 }

@@ -39,7 +39,7 @@ void from_grouped(TuckerImpl& t, const Grouped& s) {
   t.bias.copy_(s.bo);
 }
 
-void no_input_bias(const torch::nn::Linear& l, const char* what) {
+void no_input_bias(const Linear& l, const char* what) {
   if (l->bias.defined()) fail("tucker conversion: the source's ", what, " has a bias (set model.qkv_bias=false)");
 }
 

@@ -16,7 +16,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope2d* rope)
 
 torch::Tensor AttentionImpl::scores(const torch::Tensor& x, const Rope2d* rope) {
   auto p = project(x, rope);
-  return torch::matmul(p.q, p.k.transpose(-2, -1)) * p.scale;  // (B, h, N, N)
+  return torch::matmul(p.q, widen_heads(p.k, p.q.size(1)).transpose(-2, -1)) * p.scale;  // (B, h, N, N)
 }
 
 torch::Tensor merge_heads(const torch::Tensor& o) { return o.transpose(1, 2).flatten(2); }

@@ -7,6 +7,7 @@
 
 #include "vitlab/attention/rope.h"
 #include "vitlab/config.h"
+#include "vitlab/model/linear.h"
 
 namespace vitlab {
 

@@ -15,8 +15,8 @@ BttImpl::BttImpl(const AttentionDims& d, int64_t m1_, int64_t r) : dims(d), m1(m
   const double s = 0.02;
   L = register_parameter("L", torch::randn({d.heads, m2, m1, m1, r}) * (s * std::sqrt(double(m2))));
   R = register_parameter("R", torch::randn({d.heads, m1, m2, r, m2}) * (s * std::sqrt(double(m1))));
-  v = register_module("v", torch::nn::Linear(torch::nn::LinearOptions(d.dim, d.heads * d.head_dim).bias(d.qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(d.heads * d.head_dim, d.dim));
+  v = register_module("v", Linear(torch::nn::LinearOptions(d.dim, d.heads * d.head_dim).bias(d.qkv_bias)));
+  proj = register_module("proj", Linear(d.heads * d.head_dim, d.dim));
 }
 
 Projected BttImpl::project(const torch::Tensor& x, const Rope2d* rope) {

@@ -25,8 +25,8 @@ class BttImpl : public AttentionImpl {
   int64_t m1, m2, rank;
   torch::Tensor L;                  // (h, m2, m1, m1, r): L[i, b, a, c, s]
   torch::Tensor R;                  // (h, m1, m2, r, m2): R[i, c, b, s, e]
-  torch::nn::Linear v{nullptr};     // d -> h d_h (W_v)
-  torch::nn::Linear proj{nullptr};  // h d_h -> d (W_o)
+  Linear v{nullptr};     // d -> h d_h (W_v)
+  Linear proj{nullptr};  // h d_h -> d (W_o)
 };
 
 AttentionPtr make_btt(const AttentionConfig& cfg, const AttentionDims& dims);

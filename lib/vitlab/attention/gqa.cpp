@@ -10,9 +10,9 @@ namespace vitlab {
 
 GqaImpl::GqaImpl(const AttentionDims& d, int64_t g, std::string n) : dims(d), kv_heads(g), name(std::move(n)) {
   const int64_t dh = d.head_dim;
-  q = register_module("q", torch::nn::Linear(torch::nn::LinearOptions(d.dim, d.heads * dh).bias(d.qkv_bias)));
-  kv = register_module("kv", torch::nn::Linear(torch::nn::LinearOptions(d.dim, 2 * g * dh).bias(d.qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(d.heads * dh, d.dim));
+  q = register_module("q", Linear(torch::nn::LinearOptions(d.dim, d.heads * dh).bias(d.qkv_bias)));
+  kv = register_module("kv", Linear(torch::nn::LinearOptions(d.dim, 2 * g * dh).bias(d.qkv_bias)));
+  proj = register_module("proj", Linear(d.heads * dh, d.dim));
 }
 
 Projected GqaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
@@ -21,11 +21,8 @@ Projected GqaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
   auto kv_ = kv(x).view({B, N, 2, g, dh}).permute({2, 0, 3, 1, 4});  // (2, B, g, N, d_h)
   torch::Tensor k = kv_[0];
   if (rope) q_ = rope->rotate(q_), k = rope->rotate(k);
-  // Each key/value head serves h / g consecutive query heads.
-  auto widen = [&](const torch::Tensor& t) {
-    return t.unsqueeze(2).expand({B, g, h / g, N, dh}).reshape({B, h, N, dh});  // (B, h, N, d_h)
-  };
-  return {q_, widen(k), widen(kv_[1]), 1.0 / std::sqrt(static_cast<double>(dh))};
+  // g key/value heads, each serving h / g consecutive query heads (sdpa takes them so).
+  return {q_, k, kv_[1], 1.0 / std::sqrt(static_cast<double>(dh))};
 }
 
 torch::Tensor GqaImpl::combine(const torch::Tensor& o) {

@@ -19,9 +19,9 @@ class GqaImpl : public AttentionImpl {
   AttentionDims dims;
   int64_t kv_heads;
   std::string name;                 // "gqa" or "mqa"
-  torch::nn::Linear q{nullptr};     // d -> h d_h (W_q, head-major)
-  torch::nn::Linear kv{nullptr};    // d -> 2 g d_h, rows [W_k; W_v]
-  torch::nn::Linear proj{nullptr};  // h d_h -> d (W_o)
+  Linear q{nullptr};     // d -> h d_h (W_q, head-major)
+  Linear kv{nullptr};    // d -> 2 g d_h, rows [W_k; W_v]
+  Linear proj{nullptr};  // h d_h -> d (W_o)
 };
 
 AttentionPtr make_gqa(const AttentionConfig& cfg, const AttentionDims& dims);

@@ -9,8 +9,8 @@ namespace vitlab {
 
 MhaImpl::MhaImpl(const AttentionDims& d) : dims(d) {
   const int64_t inner = d.heads * d.head_dim;
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(d.dim, 3 * inner).bias(d.qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(inner, d.dim));
+  qkv = register_module("qkv", Linear(torch::nn::LinearOptions(d.dim, 3 * inner).bias(d.qkv_bias)));
+  proj = register_module("proj", Linear(inner, d.dim));
 }
 
 Projected MhaImpl::project(const torch::Tensor& x, const Rope2d* rope) {

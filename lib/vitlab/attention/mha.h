@@ -15,8 +15,8 @@ class MhaImpl : public AttentionImpl {
   json describe() const override;
 
   AttentionDims dims;
-  torch::nn::Linear qkv{nullptr};   // d -> 3 h d_h, rows ordered [W_q; W_k; W_v], each head-major
-  torch::nn::Linear proj{nullptr};  // h d_h -> d (W_o)
+  Linear qkv{nullptr};   // d -> 3 h d_h, rows ordered [W_q; W_k; W_v], each head-major
+  Linear proj{nullptr};  // h d_h -> d (W_o)
 };
 
 AttentionPtr make_mha(const AttentionConfig& cfg, const AttentionDims& dims);

@@ -11,7 +11,7 @@ namespace vitlab {
 MlaImpl::MlaImpl(const AttentionDims& d, int64_t rq, int64_t rkv, int64_t rr)
     : dims(d), q_rank(rq), kv_rank(rkv), rope_dim(rr) {
   const int64_t inner = d.heads * d.head_dim, q_in = rq > 0 ? rq : d.dim;
-  auto linear = [](int64_t in, int64_t out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); };
+  auto linear = [](int64_t in, int64_t out) { return Linear(torch::nn::LinearOptions(in, out).bias(false)); };
   if (rq > 0) q_down = register_module("q_down", linear(d.dim, rq));
   q_up = register_module("q_up", linear(q_in, inner));
   kv_down = register_module("kv_down", linear(d.dim, rkv));
@@ -20,7 +20,7 @@ MlaImpl::MlaImpl(const AttentionDims& d, int64_t rq, int64_t rkv, int64_t rr)
     q_rope = register_module("q_rope", linear(q_in, d.heads * rr));
     k_rope = register_module("k_rope", linear(d.dim, rr));
   }
-  proj = register_module("proj", torch::nn::Linear(inner, d.dim));
+  proj = register_module("proj", Linear(inner, d.dim));
 }
 
 Projected MlaImpl::project(const torch::Tensor& x, const Rope2d* rope) {

@@ -21,13 +21,13 @@ class MlaImpl : public AttentionImpl {
 
   AttentionDims dims;
   int64_t q_rank, kv_rank, rope_dim;
-  torch::nn::Linear q_down{nullptr};  // d -> r_q (W_dq), absent when q_rank = 0
-  torch::nn::Linear q_up{nullptr};    // r_q -> h d_h (W_uq), or d -> h d_h when q_rank = 0
-  torch::nn::Linear kv_down{nullptr}; // d -> r_kv (W_dkv)
-  torch::nn::Linear kv_up{nullptr};   // r_kv -> 2 h d_h, rows [W_uk; W_uv]
-  torch::nn::Linear q_rope{nullptr};  // r_q (or d) -> h rope_dim (W_qr), only with rope_dim > 0
-  torch::nn::Linear k_rope{nullptr};  // d -> rope_dim (W_kr), only with rope_dim > 0
-  torch::nn::Linear proj{nullptr};    // h d_h -> d (W_o)
+  Linear q_down{nullptr};  // d -> r_q (W_dq), absent when q_rank = 0
+  Linear q_up{nullptr};    // r_q -> h d_h (W_uq), or d -> h d_h when q_rank = 0
+  Linear kv_down{nullptr}; // d -> r_kv (W_dkv)
+  Linear kv_up{nullptr};   // r_kv -> 2 h d_h, rows [W_uk; W_uv]
+  Linear q_rope{nullptr};  // r_q (or d) -> h rope_dim (W_qr), only with rope_dim > 0
+  Linear k_rope{nullptr};  // d -> rope_dim (W_kr), only with rope_dim > 0
+  Linear proj{nullptr};    // h d_h -> d (W_o)
 };
 
 AttentionPtr make_mla(const AttentionConfig& cfg, const AttentionDims& dims);

@@ -19,8 +19,8 @@ constexpr int64_t kMaxOnehotWidth = 256;
 MlrImpl::MlrImpl(const AttentionDims& d, std::vector<int64_t> r, std::string lay, std::string p)
     : dims(d), ranks(std::move(r)), layout(std::move(lay)), path(std::move(p)) {
   const int64_t inner = d.heads * d.head_dim;
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(d.dim, 3 * inner).bias(d.qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(inner, d.dim));
+  qkv = register_module("qkv", Linear(torch::nn::LinearOptions(d.dim, 3 * inner).bias(d.qkv_bias)));
+  proj = register_module("proj", Linear(inner, d.dim));
   // Cell of every token at every level; the patches follow the prefix tokens in raster order.
   const int64_t g = d.grid, P = g * g, N = d.prefix + P;
   for (size_t l = 0; l < ranks.size(); ++l) {

@@ -36,8 +36,8 @@ class MlrImpl : public AttentionImpl {
   AttentionDims dims;
   std::vector<int64_t> ranks;  // r_0 .. r_L
   std::string layout, path;
-  torch::nn::Linear qkv{nullptr};   // d -> 3 h d_h, as MHA
-  torch::nn::Linear proj{nullptr};  // h d_h -> d (W_o)
+  Linear qkv{nullptr};   // d -> 3 h d_h, as MHA
+  Linear proj{nullptr};  // h d_h -> d (W_o)
 
  private:
   // Per level the (N, cells_l) one-hot of each token's cell (the class token's row is zero at

@@ -21,7 +21,7 @@ TpaImpl::TpaImpl(const AttentionDims& d, int64_t rq, int64_t rk, int64_t rv)
   a_q = factor("a_q", rq * d.heads, a_std), b_q = factor("b_q", rq * d.head_dim, s * std::sqrt(double(rq)));
   a_k = factor("a_k", rk * d.heads, a_std), b_k = factor("b_k", rk * d.head_dim, s * std::sqrt(double(rk)));
   a_v = factor("a_v", rv * d.heads, a_std), b_v = factor("b_v", rv * d.head_dim, s * std::sqrt(double(rv)));
-  proj = register_module("proj", torch::nn::Linear(d.heads * d.head_dim, d.dim));
+  proj = register_module("proj", Linear(d.heads * d.head_dim, d.dim));
 }
 
 Projected TpaImpl::project(const torch::Tensor& x, const Rope2d* rope) {

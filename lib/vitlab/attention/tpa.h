@@ -23,7 +23,7 @@ class TpaImpl : public AttentionImpl {
   int64_t q_rank, k_rank, v_rank;
   // W_a (d, R h) and W_b (d, R d_h) per role, column r h + i (resp. r d_h + j).
   torch::Tensor a_q, b_q, a_k, b_k, a_v, b_v;
-  torch::nn::Linear proj{nullptr};  // h d_h -> d (W_o)
+  Linear proj{nullptr};  // h d_h -> d (W_o)
 };
 
 AttentionPtr make_tpa(const AttentionConfig& cfg, const AttentionDims& dims);

@@ -45,14 +45,12 @@ TuckerImpl::TuckerImpl(const AttentionDims& d, const TuckerRanks& r) : dims(d), 
 }
 
 Projected TuckerImpl::project(const torch::Tensor& x, const Rope2d* rope) {
-  const int64_t B = x.size(0), N = x.size(1), h = dims.heads;
   auto M = torch::einsum("hc,cqk->hqk", {S_qk, G_qk});          // (h, r_q, r_k): M_i
   auto q = torch::einsum("bnq,hqk->bhnk", {x.matmul(U_q), M});  // (B, h, N, r_k)
   auto k = x.matmul(U_k).unsqueeze(1);                          // (B, 1, N, r_k), one shared head
   if (rope) q = rope->rotate(q), k = rope->rotate(k);           // RoPE in the r_k space
   auto v = x.matmul(U_v).unsqueeze(1);                          // (B, 1, N, r_v), one shared head
-  return {q, k.expand({B, h, N, ranks.k}), v.expand({B, h, N, ranks.v}),
-          1.0 / std::sqrt(static_cast<double>(dims.head_dim))};
+  return {q, k, v, 1.0 / std::sqrt(static_cast<double>(dims.head_dim))};  // sdpa serves all h from one
 }
 
 torch::Tensor TuckerImpl::combine(const torch::Tensor& o) {

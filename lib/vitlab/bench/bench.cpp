@@ -8,6 +8,7 @@
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
 #include "vitlab/model/vit.h"
+#include "vitlab/train/distributed.h"
 #include "vitlab/train/optim.h"
 #include "vitlab/train/step.h"
 
@@ -51,13 +52,15 @@ double known_peak_tflops(const std::string& name) {
   return 0.0;
 }
 
-json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& o) {
-  const int64_t batch = o.batch_size > 0 ? o.batch_size : cfg.train.batch_size;
+json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& o, DataParallel* dp) {
+  TORCH_CHECK(!dp || !o.infer, "bench_config: data parallel measures training only");
+  const int64_t batch = (o.batch_size > 0 ? o.batch_size : cfg.train.batch_size) * (dp ? dp->world() : 1);
   const auto& m = cfg.model;
   torch::manual_seed(cfg.train.seed);
   configure_tf32(cfg.train.tf32);
   ViT model(m);
   model->to(device);
+  if (dp) dp->attach(model->parameters());
   json acct = accounting_json(model);
   const double fwd = acct["flops_per_image"].get<double>();
   auto u8 = torch::TensorOptions().dtype(torch::kUInt8).device(device);
@@ -70,8 +73,10 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
     auto optimizer = make_optimizer(model, cfg.train);
     model->train();
     reset_peak_memory(device);
-    auto rates = timed_windows([&] { train_step(model, *optimizer, nullptr, images, labels, cfg); }, o, batch, device);
-    out["train"] = summary(rates, 3 * fwd, o.peak_tflops, peak_memory_bytes(device));
+    auto rates = timed_windows([&] { train_step(model, *optimizer, nullptr, images, labels, cfg, dp); }, o, batch, device);
+    // With several processes the FLOP/s are the group's, against the group's peak.
+    out["train"] = summary(rates, 3 * fwd, o.peak_tflops * (dp ? dp->world() : 1), peak_memory_bytes(device));
+    if (dp) out["train"]["world_size"] = dp->world();
   }
   if (o.infer) {
     model->eval();

@@ -9,6 +9,8 @@
 
 namespace vitlab {
 
+class DataParallel;
+
 struct BenchOptions {
   int64_t batch_size = 0;   // 0: train.batch_size
   int warmup_steps = 10;
@@ -22,7 +24,9 @@ struct BenchOptions {
 double known_peak_tflops(const std::string& device_name);
 
 // {attention, params, flops_per_image, batch_size, train: {images_per_s, windows, peak_bytes,
-// tflops, mfu}, infer: {...}}.
-json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& options);
+// tflops, mfu}, infer: {...}}. With `dp` (training only) every process takes batch_size images
+// of a global batch of batch_size x world, and images_per_s counts the global batch.
+json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& options,
+                  DataParallel* dp = nullptr);
 
 }  // namespace vitlab

@@ -22,7 +22,7 @@ class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(int64_t dim, int64_t hidden, double drop);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
 };
 TORCH_MODULE(Mlp);
@@ -51,7 +51,7 @@ class ViTImpl : public torch::nn::Module {
   torch::nn::Dropout pos_drop{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};
-  torch::nn::Linear head{nullptr};
+  Linear head{nullptr};
   std::shared_ptr<Rope2d> rope;  // with pos "rope": the rotation every block applies
 };
 TORCH_MODULE(ViT);

@@ -3,7 +3,8 @@
 // torchrun / Slurm variables RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR and MASTER_PORT. Every
 // process holds the whole model; each step each process takes its slice of the global batch,
 // and the gradients are averaged over processes (c10d: NCCL between GPUs, Gloo between CPUs),
-// so the update equals one process's on the whole batch. Backend: Gloo, between CPU processes.
+// so the update equals one process's on the whole batch. The averaging runs in buckets that
+// start as soon as the backward has produced their gradients, overlapping the backward.
 #include <torch/torch.h>
 
 #include <memory>
@@ -19,34 +20,41 @@ struct DistEnv {
   bool active() const { return world > 1; }
   // From the environment; unset means one process. Errors name the variable.
   static DistEnv from_environment();
+  // The device this process uses when `requested` (auto, cpu, cuda, cuda:N) is asked for:
+  // with several processes, "cuda" and "auto" mean this process's GPU, cuda:LOCAL_RANK.
+  std::string device(const std::string& requested) const;
 };
 
-// Whether this build has Gloo: its headers are needed at build time (Debian's libgloo-dev).
-// NCCL (several GPUs) is not built yet.
+// Whether this build can join a group on the CPU (Gloo: its headers are needed at build time,
+// Debian's libgloo-dev) and on CUDA devices (NCCL: LibTorch with CUDA and nccl.h).
 bool has_gloo();
-
-class ProcessGroupHolder;
+bool has_nccl();
 
 class DataParallel {
  public:
-  // Connects to the other processes (rank 0 serves the rendezvous store) through Gloo.
+  // Connects to the other processes (rank 0 serves the rendezvous store): NCCL on CUDA
+  // devices, Gloo on the CPU.
   DataParallel(const DistEnv& env, const torch::Device& device);
   ~DataParallel();
   int rank() const { return env_.rank; }
   int world() const { return env_.world; }
-  const char* backend() const { return backend_; }
-  // Copies rank 0's tensors into every process's.
-  void broadcast(const std::vector<torch::Tensor>& tensors);
-  // Replaces each gradient by its mean over processes, in flat buckets of about 25 MB.
-  void average_gradients(const std::vector<torch::Tensor>& params);
+  const char* backend() const;
+  // Copies rank 0's values into every process's `params` and hooks their gradients: from now
+  // on each backward starts the all-reduce of a bucket (about 25 MB) as soon as all of its
+  // gradients exist. Attaching other parameters later detaches these.
+  void attach(const std::vector<torch::Tensor>& params);
+  // After the backward: waits for the buckets and replaces each gradient by its mean over
+  // processes (on CUDA the wait is the stream's, not the host's).
+  void average_gradients();
   // Sums `t` over processes, in place.
   void sum(torch::Tensor& t);
+  // Returns once every process has called it.
   void barrier();
 
  private:
+  struct Impl;
   DistEnv env_;
-  const char* backend_;
-  std::unique_ptr<ProcessGroupHolder> pg_;
+  std::unique_ptr<Impl> impl_;
 };
 
 }  // namespace vitlab

@@ -30,7 +30,7 @@ StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, 
   }
   optimizer.zero_grad();
   loss.backward();
-  if (dp) dp->average_gradients(model->parameters());
+  if (dp) dp->average_gradients();  // started during the backward
   if (cfg.train.grad_clip > 0) clip_grad_norm(model->parameters(), cfg.train.grad_clip);
   optimizer.step();
   if (ema) ema->update(model);

@@ -58,11 +58,11 @@ json train(const TrainRequest& req) {
   cfg.validate();
   const TrainConfig& tc = cfg.train;
   const int threads = configure_threads(tc.threads);
-  const torch::Device device = resolve_device(tc.device);
-  configure_tf32(tc.tf32);
-  const bool bf16 = uses_bf16(tc.precision, device);
   // Several processes (RANK, WORLD_SIZE, ...): rank 0 alone writes the run directory.
   const DistEnv dist = DistEnv::from_environment();
+  const torch::Device device = resolve_device(dist.device(tc.device));
+  configure_tf32(tc.tf32);
+  const bool bf16 = uses_bf16(tc.precision, device);
   std::unique_ptr<DataParallel> dp;
   if (dist.active()) {
     if (tc.batch_size % dist.world != 0)
@@ -92,7 +92,7 @@ json train(const TrainRequest& req) {
                 test_d = to_device(data.test, device);
   // Recorded once the config has proved loadable, so a failed start leaves no run behind.
   if (writer) atomic_write(config_path, to_json(cfg).dump(2) + "\n");
-  if (dp) dp->broadcast(model->parameters());  // equal already (same seed); now by construction
+  if (dp) dp->attach(model->parameters());  // equal already (same seed); now by construction
   auto optimizer = make_optimizer(model, tc);
   std::unique_ptr<Ema> ema;
   ViT eval_model = model;  // the EMA, when on, is evaluated through a second model
