@@ -9,8 +9,8 @@ from collections import defaultdict
 
 KINDS = [  # first match wins
     ("attention", ("flash", "fmha", "attention", "sdpa")),
+    ("conv", ("conv", "wgrad", "dgrad", "nchw", "nhwc")),
     ("matmul", ("gemm", "xmma", "cutlass", "nvjet", "splitk", "cublas")),
-    ("conv", ("conv", "implicit", "wgrad", "dgrad", "nchw", "nhwc")),
     ("layer norm", ("layer_norm", "layernorm")),
     ("softmax / loss", ("softmax", "nll", "cross_entropy", "log_softmax")),
     ("optimizer", ("adam", "multi_tensor", "foreach")),
