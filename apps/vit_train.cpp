@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 
 #include "vitlab/app.h"
+#include "vitlab/error.h"
+#include "vitlab/train/checkpoint.h"
 #include "vitlab/train/distributed.h"
 #include "vitlab/train/trainer.h"
 
@@ -19,6 +21,10 @@ int main(int argc, char** argv) {
                  "Dataset: fashion-mnist, idx:PATH_PREFIX, cifar10:DIR, cifar100:DIR, folder:DIR, synthetic");
   app.add_option("--out", out, "Run directory")->required();
   app.add_flag("--resume", resume, "Continue the run in --out from its last checkpoint (starts it if none)");
+  std::string init_from;
+  app.add_option("--init-from", init_from,
+                 "Start from this checkpoint's weights (fine-tuning, e.g. after vit_convert); the model is the "
+                 "checkpoint's (its config.json), so model.* cannot be set");
   app.add_option("--threads", threads, "CPU threads (default: train.threads, 0 = all cores)");
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N (default: train.device)");
   CLI11_PARSE(app, argc, argv);
@@ -27,7 +33,15 @@ int main(int argc, char** argv) {
     if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");
     if (threads >= 0) sets.push_back("train.threads=" + std::to_string(threads));
     if (!device.empty()) sets.push_back("train.device=\"" + device + "\"");
-    vitlab::TrainRequest req{vitlab::load_run_config(config, sets), out, resume};
+    vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);
+    if (!init_from.empty()) {
+      for (const auto& s : sets)
+        if (s.rfind("model.", 0) == 0) vitlab::fail("--set ", s, ": with --init-from the model is the checkpoint's");
+      const std::string found = vitlab::find_checkpoint(init_from);
+      if (found.empty()) vitlab::fail("--init-from ", init_from, ": not a vitlab checkpoint (needs model.safetensors and config.json)");
+      cfg.model = vitlab::read_checkpoint_config(found);
+    }
+    vitlab::TrainRequest req{cfg, out, resume, init_from};
     auto record = vitlab::train(req);
     if (vitlab::DistEnv::from_environment().rank != 0) return 0;  // rank 0 reports the run
     const auto& m = record["metrics"];

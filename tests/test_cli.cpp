@@ -48,7 +48,7 @@ json without_timing(json r) {
 }  // namespace
 
 TEST(Cli, HelpExitsZero) {
-  for (const auto& app : {kTrain, kEval, kInfo, kBench}) {
+  for (const std::string app : {kTrain, kEval, kInfo, kBench, std::string(VIT_RANKS), std::string(VIT_CONVERT)}) {
     Output o = run(app + " --help");
     EXPECT_EQ(o.status, 0) << app;
     EXPECT_NE(o.text.find("--"), std::string::npos);
@@ -188,4 +188,50 @@ TEST(Cli, KilledRunResumesToTheSameResult) {
   json e = read_json_file(dir / "eval.json");
   EXPECT_EQ(e["metrics"]["top1"], full["metrics"]["top1"]);
   EXPECT_EQ(e["metrics"]["confusion"].size(), 10u);
+}
+
+// A trained MHA model through rank analysis, conversion to MLA, evaluation and fine-tuning.
+TEST(Cli, RanksConvertEvaluateAndFineTune) {
+  const std::string ranks = VIT_RANKS, convert = VIT_CONVERT;
+  TempDir dir;
+  write_file(dir / "c.json", tiny_config(1).dump());
+  Output o = run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "src");
+  ASSERT_EQ(o.status, 0) << o.text;
+
+  o = run(ranks + " --checkpoint " + dir / "src/checkpoint" + " --out " + dir / "r.json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  const json r = read_json_file(dir / "r.json");
+  ASSERT_EQ(r["layers"].size(), 2u);
+  EXPECT_EQ(r["layers"][1]["qk"]["query"]["singular_values"].size(), 32u);
+  EXPECT_EQ(r["layers"][1]["ov"]["head"]["size"], 2);
+
+  // Written beside the source run's run_config.json, so vit_eval takes its data settings.
+  o = run(convert + " --checkpoint " + dir / "src/checkpoint" + " --to mla --kv-rank 8 --out " + dir / "mla/checkpoint");
+  ASSERT_EQ(o.status, 0) << o.text;
+  write_file(dir / "mla/run_config.json", read_text(dir / "src/run_config.json"));
+  const json c = read_json_file(dir / "mla/checkpoint/conversion.json");
+  EXPECT_LT(c["attention_params"]["converted"].get<int64_t>(), c["attention_params"]["source"].get<int64_t>());
+  EXPECT_GT(c["layers"][0]["kv_error"].get<double>(), 0.0);
+
+  o = run(kEval + " --checkpoint " + dir / "mla/checkpoint" + " --out " + dir / "e.json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  // Fine-tuning starts from the converted weights: with a vanishing learning rate and no EMA
+  // the result's test accuracy is the converted checkpoint's.
+  o = run(kTrain + " --config " + dir / "c.json" + " --init-from " + dir / "mla/checkpoint" +
+          " --set train.lr=1e-12 --set train.min_lr=0 --set train.ema_decay=0 --out " + dir / "ft");
+  ASSERT_EQ(o.status, 0) << o.text;
+  const json ft = read_json_file(dir / "ft/result.json");
+  EXPECT_EQ(ft["model"]["attention"]["name"], "mla");
+  const json e = read_json_file(dir / "e.json");
+  EXPECT_EQ(ft["metrics"]["top1"], e["metrics"]["top1"]);
+  EXPECT_NEAR(ft["metrics"]["loss"].get<double>(), e["metrics"]["loss"].get<double>(), 1e-6);
+  EXPECT_EQ(ft["init_metrics"]["top1"], e["metrics"]["top1"]);  // recorded before the first step
+
+  expect_one_line_error(run(convert + " --checkpoint " + dir / "src/checkpoint" + " --to gqa --out " + dir / "g"),
+                        "vit_convert", "--kv-heads");
+  expect_one_line_error(run(kTrain + " --config " + dir / "c.json" + " --init-from " + dir / "mla/checkpoint" +
+                            " --set model.dim=8 --out " + dir / "bad"),
+                        "vit_train", "--init-from");
+  expect_one_line_error(run(ranks + " --checkpoint " + dir / "mla/checkpoint" + " --out " + dir / "r2.json"), "vit_ranks",
+                        "MHA");
 }

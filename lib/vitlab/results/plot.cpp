@@ -182,10 +182,7 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
   if (points.empty()) fail("no results to plot");
   const std::string ext = extension_lower(opt.out);
   if (ext != ".png" && ext != ".svg") fail("--out ", opt.out, ": the picture must end in .png or .svg");
-  const std::string stem = opt.out.substr(0, opt.out.size() - ext.size());
-  const std::string dat = stem + ".dat", gp = stem + ".gp";
-  const std::string gnuplot = find_in_path("gnuplot");
-  if (gnuplot.empty()) fail("gnuplot not found: install gnuplot-nox (bash scripts/setup.sh)");
+  if (find_in_path("gnuplot").empty()) fail("gnuplot not found: install gnuplot-nox (bash scripts/setup.sh)");
   const Axis ax = axis_of(opt.x, "--x"), ay = axis_of(opt.y, "--y");
 
   // The data: one gnuplot index block per group, then the Pareto front.
@@ -210,20 +207,11 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
   }
 
   // The script: log x, one series per group with min-max bars, the front as a dashed staircase.
-  const std::string tmp_out = stem + ".tmp-" + std::to_string(::getpid()) + ext;
   std::string s;
-  s += ext == ".png" ? "set terminal pngcairo size 1000,650 enhanced font 'sans,11'\n"
-                     : "set terminal svg size 1000,650 dynamic enhanced font 'sans,11'\n";
-  s += "set output " + gp_string(base_name(tmp_out)) + "\n";
   if (!opt.title.empty()) s += "set title " + gp_string(opt.title) + "\n";
   s += "set xlabel " + gp_string(ax.label) + "\nset ylabel " + gp_string(ay.label) + "\n";
   if (opt.log_x) s += "set logscale x\nset format x '%.0s%c'\n";
   s += "set grid xtics mxtics ytics lc rgb '#dddddd'\nset key outside right top box opaque\n";
-  // Ten distinguishable colours that stay dark enough on white (no yellow).
-  const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
-                           "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
-  for (int i = 0; i < 10; ++i) s += "set linetype " + std::to_string(i + 1) + " lc rgb '" + colours[i] + "'\n";
-  s += "set linetype cycle 10\n";
   // The x range hugs the data with a margin, so no point sits on the frame.
   double lo = points.front().x, hi = lo;
   for (const auto& p : points) lo = std::min(lo, p.x), hi = std::max(hi, p.x);
@@ -234,20 +222,41 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
   s += "set label 1 'mean over seeds; bars: min to max' at graph 0, graph -0.13 font ',9'\n";
   s += "set bmargin 5\nset offsets 0, 0, graph 0.05, graph 0.05\n";
   s += "plot \\\n";
+  const std::string dat = gp_string(base_name(data_path(opt.out)));
   const int types[] = {7, 5, 9, 11, 13, 15, 4, 6, 8, 10, 12, 14};
   for (size_t g = 0; g < groups.size(); ++g) {
     std::snprintf(line, sizeof line, "  %s index %zu using 1:2:3:4 with yerrorlines lw 2 pt %d ps 1.3 title %s, \\\n",
-                  gp_string(base_name(dat)).c_str(), g, types[g % 12], gp_string(groups[g]).c_str());
+                  dat.c_str(), g, types[g % 12], gp_string(groups[g]).c_str());
     s += line;
   }
   std::snprintf(line, sizeof line, "  %s index %zu using 1:2 with %s dt 2 lw 1.5 lc rgb 'black' title 'Pareto front'\n",
-                gp_string(base_name(dat)).c_str(), groups.size(), opt.x == "img_s" ? "lines" : "steps");
+                dat.c_str(), groups.size(), opt.x == "img_s" ? "lines" : "steps");
   s += line;
+  return render_gnuplot(opt.out, d, s);
+}
 
-  atomic_write(dat, d);
+std::string data_path(const std::string& out) { return out.substr(0, out.size() - extension_lower(out).size()) + ".dat"; }
+
+std::string render_gnuplot(const std::string& out, const std::string& data, const std::string& script) {
+  const std::string ext = extension_lower(out);
+  if (ext != ".png" && ext != ".svg") fail("--out ", out, ": the picture must end in .png or .svg");
+  const std::string gnuplot = find_in_path("gnuplot");
+  if (gnuplot.empty()) fail("gnuplot not found: install gnuplot-nox (bash scripts/setup.sh)");
+  const std::string stem = out.substr(0, out.size() - ext.size());
+  const std::string gp = stem + ".gp", tmp_out = stem + ".tmp-" + std::to_string(::getpid()) + ext;
+  std::string s = ext == ".png" ? "set terminal pngcairo size 1000,650 enhanced font 'sans,11'\n"
+                                : "set terminal svg size 1000,650 dynamic enhanced font 'sans,11'\n";
+  s += "set output " + gp_string(base_name(tmp_out)) + "\n";
+  // Ten distinguishable colours that stay dark enough on white (no yellow).
+  const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
+                           "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
+  for (int i = 0; i < 10; ++i) s += "set linetype " + std::to_string(i + 1) + " lc rgb '" + colours[i] + "'\n";
+  s += "set linetype cycle 10\n" + script;
+
+  atomic_write(data_path(out), data);
   atomic_write(gp, s);
   // gnuplot runs in the picture's directory so the script stays relocatable (relative names).
-  const std::string dir = parent_path(opt.out);
+  const std::string dir = parent_path(out);
   const std::string log = stem + ".gnuplot.log";
   ChildExit e = run_program({"/bin/sh", "-c", "cd \"$0\" && exec \"$1\" \"$2\"", dir, gnuplot, base_name(gp)}, log);
   const std::string message = is_regular_file(log) ? read_text(log) : "";
@@ -256,10 +265,10 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
     remove_tree(tmp_out);
     fail("gnuplot failed on ", gp, " (", e.describe(), "): ", message.substr(0, message.find('\n')));
   }
-  if (std::rename(tmp_out.c_str(), opt.out.c_str()) != 0) fail("--out ", opt.out, ": cannot rename ", tmp_out);
+  if (std::rename(tmp_out.c_str(), out.c_str()) != 0) fail("--out ", out, ": cannot rename ", tmp_out);
   // The kept script names the final picture, so running it by hand redraws in place.
-  atomic_write(gp, std::string(s).replace(s.find(base_name(tmp_out)), base_name(tmp_out).size(), base_name(opt.out)));
-  return opt.out;
+  atomic_write(gp, s.replace(s.find(base_name(tmp_out)), base_name(tmp_out).size(), base_name(out)));
+  return out;
 }
 
 }  // namespace vitlab

@@ -37,4 +37,11 @@ std::vector<size_t> pareto_front(const std::vector<PlotPoint>& points, const Plo
 // Writes FILE.dat, FILE.gp and the picture (through gnuplot). Returns the picture's path.
 std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& opt);
 
+// Draws `out` (FILE.png or FILE.svg) with gnuplot: `data` goes to FILE.dat, the terminal and
+// output lines plus `script` (the plot commands, naming FILE.dat relatively) to FILE.gp, both
+// kept beside the picture. Failures name the file; the picture appears whole or not at all.
+std::string render_gnuplot(const std::string& out, const std::string& data, const std::string& script);
+// FILE.dat for the picture FILE.png / FILE.svg.
+std::string data_path(const std::string& out);
+
 }  // namespace vitlab

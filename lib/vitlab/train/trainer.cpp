@@ -83,6 +83,11 @@ json train(const TrainRequest& req) {
   // The model first: its errors (an unknown attention, say) come before any data is read.
   torch::manual_seed(mix_seed(tc.seed, kInit, 0));
   ViT model(cfg.model);
+  if (!req.init_from.empty()) {
+    const std::string found = find_checkpoint(req.init_from);
+    if (found.empty()) fail("--init-from ", req.init_from, ": not a vitlab checkpoint");
+    load_weights(model, join_path(found, "model.safetensors"));
+  }
   model->to(device);
 
   Splits data = load_data(cfg.data);
@@ -111,6 +116,12 @@ json train(const TrainRequest& req) {
       progress = load_train_state(found, model, *optimizer, ema.get(), device);
       if (writer) std::printf("resuming %s after epoch %d\n", req.out_dir.c_str(), progress["epoch"].get<int>());
     }
+  }
+
+  // A fine-tuning run records where it starts: the initial weights on the test split.
+  if (!req.init_from.empty() && !progress.contains("init_metrics")) {
+    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16);
+    progress["init_metrics"] = {{"top1", init.top1}, {"top5", init.top5}, {"loss", init.loss}};
   }
 
   const int64_t n_train = train_d.size(), batch = tc.batch_size;
@@ -224,6 +235,10 @@ json train(const TrainRequest& req) {
                   {"peak_device_bytes", peak_memory_bytes(device)},
                   {"precision", math_precision(tc.precision, tc.tf32, device)}}},
       {"checkpoint", ckpt_dir}};
+  if (!req.init_from.empty()) {
+    record["init_from"] = req.init_from;
+    record["init_metrics"] = progress["init_metrics"];
+  }
   if (dp) record["distributed"] = json{{"world_size", dp->world()}, {"backend", dp->backend()}};
   if (writer) write_result(req.out_dir, record);
   if (dp) dp->barrier();  // the others end once the results are written

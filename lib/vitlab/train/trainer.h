@@ -13,6 +13,8 @@ struct TrainRequest {
   RunConfig cfg;
   std::string out_dir;
   bool resume = false;  // continue from out_dir/checkpoint if it exists
+  // Start from this checkpoint's weights (fine-tuning); cfg.model must be its model.
+  std::string init_from;
 };
 
 // Runs the training and returns the results record, also written to out_dir/result.json.
