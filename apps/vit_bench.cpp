@@ -70,8 +70,8 @@ int main(int argc, char** argv) {
       }
     }
     if (writer)
-      std::printf("%-48s %10s %9s %10s %7s %10s %7s %9s %6s\n", "config / attention", "params", "GFLOP/img", "train img/s",
-                "vs 1st", "infer img/s", "vs 1st", "peak MiB", "MFU%");
+      std::printf("%-48s %10s %9s %10s %7s %10s %7s %9s %6s\n", "config / attention", "params", "GFLOP/img",
+                  "train img/s", "vs 1st", "infer img/s", "vs 1st", "peak MiB", "MFU%");
     vitlab::json results = vitlab::json::array();
     double first_train = 0, first_infer = 0;
     for (const auto& [path, cfg] : runs) {
