@@ -15,7 +15,7 @@ int64_t closed_form_params(const ModelConfig& c) {
   int64_t embed = c.in_chans * p * p * d + d + (c.pool == "cls" ? d : 0) + (c.pos == "learned" ? c.num_tokens() * d : 0);
   int64_t attn = 4 * d * inner + (c.qkv_bias ? 3 * inner : 0) + d;
   int64_t mlp = d * hid + hid + hid * d + d;
-  int64_t block = attn + mlp + 4 * d;
+  int64_t block = attn + mlp + 4 * d + (c.layer_scale > 0 ? 2 * d : 0);
   return embed + c.depth * block + 2 * d + d * c.num_classes + c.num_classes;
 }
 
@@ -66,6 +66,7 @@ TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
       for (const char* pool : {"cls", "mean"}) {
         ModelConfig c = model_preset("vit-micro");
         c.pos = pos, c.qkv_bias = qkv_bias, c.pool = pool, c.mlp_ratio = 3.0;
+        c.fc_norm = !qkv_bias, c.layer_scale = qkv_bias ? 0.0 : 1e-5;
         ViT m(c);
         int64_t numel = 0;
         for (const auto& p : m->parameters()) numel += p.numel();
@@ -75,6 +76,34 @@ TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
         EXPECT_EQ(b.embedding + b.attention + b.mlp + b.norms + b.head, b.total);
         EXPECT_EQ(b.attention_per_layer, m->blocks[0]->as<Block>()->attn->parameter_count());
       }
+}
+
+// timm's options: LayerScale of 1 changes nothing, and fc_norm normalises the pooled token.
+TEST(ViT, LayerScaleAndFcNormAsTimm) {
+  ModelConfig c;
+  c.dim = 16, c.depth = 2, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.in_chans = 1, c.pool = "mean";
+  c.mean = {0}, c.std = {1};
+  ViT plain(c);
+  c.layer_scale = 1.0, c.fc_norm = true;
+  ViT timm_like(c);
+  torch::NoGradGuard no_grad;
+  const auto from = plain->named_parameters();
+  for (auto& p : timm_like->named_parameters()) {
+    if (p.key().find(".ls") != std::string::npos) continue;  // gamma stays 1
+    const std::string name = p.key().rfind("fc_norm.", 0) == 0 ? p.key().substr(3) : p.key();
+    p.value().copy_(from[name]);
+  }
+  EXPECT_TRUE(timm_like->named_parameters().contains("blocks.1.ls2.gamma"));
+  EXPECT_FALSE(timm_like->named_parameters().contains("norm.weight"));
+  plain->norm->weight.normal_(), plain->norm->bias.normal_();
+  timm_like->fc_norm->weight.copy_(plain->norm->weight), timm_like->fc_norm->bias.copy_(plain->norm->bias);
+  plain->eval(), timm_like->eval();
+  auto x = torch::randn({3, 1, 8, 8});
+  // Same blocks: the tokens before the final norm agree; then the norm comes after the mean.
+  auto tokens = timm_like->forward_features(x);  // (B, N, d), no final norm
+  auto expected = plain->head(torch::layer_norm(tokens.mean(1), {16}, plain->norm->weight, plain->norm->bias, 1e-6));
+  EXPECT_TRUE(torch::allclose(timm_like->forward(x), expected, 1e-5, 1e-6));
+  EXPECT_TRUE(torch::allclose(plain->norm(tokens), plain->forward_features(x), 1e-5, 1e-6));
 }
 
 TEST(ViT, SinCosTableEncodesRowAndColumn) {

@@ -140,6 +140,7 @@ void ModelConfig::validate() const {
   check(drop_rate >= 0 && drop_rate < 1, "model.drop_rate", "must be in [0, 1)");
   check(drop_path >= 0 && drop_path < 1, "model.drop_path", "must be in [0, 1)");
   check(norm_eps > 0, "model.norm_eps", "must be positive");
+  check(layer_scale >= 0, "model.layer_scale", "must be 0 (off) or positive");
   for (const auto* v : {&mean, &std})
     check(v->size() == 1 || static_cast<int>(v->size()) == in_chans, v == &mean ? "model.mean" : "model.std",
           "needs 1 or model.in_chans=" + std::to_string(in_chans) + " values");
@@ -192,13 +193,17 @@ void RunConfig::validate() const {
 json to_json(const ModelConfig& c) {
   json attention = c.attention.options;
   attention["name"] = c.attention.name;
-  return json{{"preset", c.preset},         {"image_size", c.image_size}, {"patch_size", c.patch_size},
+  json j{{"preset", c.preset},         {"image_size", c.image_size}, {"patch_size", c.patch_size},
               {"in_chans", c.in_chans},     {"num_classes", c.num_classes}, {"dim", c.dim},
               {"depth", c.depth},           {"heads", c.heads},           {"head_dim", c.head_dim},
               {"mlp_ratio", c.mlp_ratio},   {"qkv_bias", c.qkv_bias},     {"pool", c.pool},
               {"pos", c.pos},               {"rope_theta", c.rope_theta}, {"drop_rate", c.drop_rate},   {"drop_path", c.drop_path},
               {"norm_eps", c.norm_eps},     {"mean", c.mean},             {"std", c.std},
               {"attention", attention}};
+  // Written only when on, so the configs of runs recorded before these options stay equal.
+  if (c.fc_norm) j["fc_norm"] = true;
+  if (c.layer_scale > 0) j["layer_scale"] = c.layer_scale;
+  return j;
 }
 
 json to_json(const DataConfig& c) {
@@ -262,6 +267,8 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
   f.get("drop_rate", c.drop_rate);
   f.get("drop_path", c.drop_path);
   f.get("norm_eps", c.norm_eps);
+  f.get("fc_norm", c.fc_norm);
+  f.get("layer_scale", c.layer_scale);
   f.get("mean", c.mean);
   f.get("std", c.std);
   if (const json* a = f.object("attention")) {

@@ -33,6 +33,12 @@ struct ModelConfig {
   double drop_rate = 0.0;       // dropout after the position embedding and inside the MLP
   double drop_path = 0.0;       // stochastic depth, linearly increasing to this over the blocks
   double norm_eps = 1e-6;
+  // timm's options for pretrained ViTs. fc_norm: the final LayerNorm acts on the pooled token
+  // (named fc_norm) instead of on every token (norm), as timm does with average pooling.
+  // layer_scale: LayerScale (CaiT, DeiT III; timm's init_values): each residual branch is
+  // multiplied by a learned per-channel gamma initialised to this value; 0: none.
+  bool fc_norm = false;
+  double layer_scale = 0.0;
   // Input normalisation, one value or one per channel (part of the model, like timm's
   // pretrained_cfg, so a checkpoint evaluates with the statistics it was trained with).
   std::vector<double> mean{0.5};

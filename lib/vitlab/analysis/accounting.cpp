@@ -20,8 +20,9 @@ ParamBreakdown count_parameters(ViT& model) {
       b.mlp += n;
     else if (starts_with(name, "head."))
       b.head += n;
-    else if (name.find("norm") != std::string::npos)
-      b.norms += n;
+    else if (name.find("norm") != std::string::npos || name.find(".ls1.") != std::string::npos ||
+             name.find(".ls2.") != std::string::npos)
+      b.norms += n;  // the LayerNorms' affine parameters and LayerScale's gammas: per-channel scales
     else
       fail("accounting: parameter '", name, "' belongs to no component");
   }

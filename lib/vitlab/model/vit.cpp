@@ -29,12 +29,18 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden, double p) {
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return drop(fc2(drop(torch::gelu(fc1(x))))); }
 
+LayerScaleImpl::LayerScaleImpl(int64_t dim, double init) {
+  gamma = register_parameter("gamma", torch::full({dim}, init));
+}
+
 BlockImpl::BlockImpl(const ModelConfig& c, double dp) : drop_path(dp) {
   auto ln = [&] { return torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps)); };
   norm1 = register_module("norm1", ln());
   attn = register_module("attn", make_attention(c.attention, AttentionDims::of(c)));
+  if (c.layer_scale > 0) ls1 = register_module("ls1", LayerScale(c.dim, c.layer_scale));
   norm2 = register_module("norm2", ln());
   mlp = register_module("mlp", Mlp(c.dim, c.mlp_hidden(), c.drop_rate));
+  if (c.layer_scale > 0) ls2 = register_module("ls2", LayerScale(c.dim, c.layer_scale));
 }
 
 // Stochastic depth (Huang et al.): drop the residual branch per sample, rescale the kept ones.
@@ -45,8 +51,12 @@ static torch::Tensor drop_branch(const torch::Tensor& y, double p, bool training
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Rope2d* rope) {
-  auto h = x + drop_branch(attn->forward(norm1(x), rope), drop_path, is_training());
-  return h + drop_branch(mlp(norm2(h)), drop_path, is_training());
+  auto a = attn->forward(norm1(x), rope);
+  if (ls1) a = ls1(a);
+  auto h = x + drop_branch(a, drop_path, is_training());
+  auto m = mlp(norm2(h));
+  if (ls2) m = ls2(m);
+  return h + drop_branch(m, drop_path, is_training());
 }
 
 torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
@@ -78,7 +88,9 @@ ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i)
     blocks->push_back(Block(c, c.depth > 1 ? c.drop_path * i / (c.depth - 1) : c.drop_path));
-  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps)));
+  auto final_norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps));
+  if (c.fc_norm) fc_norm = register_module("fc_norm", final_norm);
+  else norm = register_module("norm", final_norm);
   head = register_module("head", Linear(c.dim, c.num_classes));
 
   // timm's ViT init: truncated-normal(0.02) linear weights (the truncation at +-2 is inert at
@@ -100,12 +112,13 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
   if (pos_embed.defined()) t = t + pos_embed;
   t = pos_drop(t);
   for (const auto& b : *blocks) t = b->as<Block>()->forward(t, rope.get());
-  return norm(t);
+  return norm ? norm(t) : t;
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
   auto t = forward_features(x);                                               // (B, N_tokens, d)
   auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.mean(1);               // (B, d)
+  if (fc_norm) pooled = fc_norm(pooled);
   return head(pooled);                                                        // (B, classes)
 }
 

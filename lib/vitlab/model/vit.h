@@ -27,6 +27,15 @@ class MlpImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Mlp);
 
+// x * gamma with a learned per-channel gamma (timm's LayerScale, parameter "gamma").
+class LayerScaleImpl : public torch::nn::Module {
+ public:
+  LayerScaleImpl(int64_t dim, double init);
+  torch::Tensor forward(const torch::Tensor& x) { return x * gamma; }
+  torch::Tensor gamma;  // (d)
+};
+TORCH_MODULE(LayerScale);
+
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(const ModelConfig& c, double drop_path);
@@ -34,6 +43,7 @@ class BlockImpl : public torch::nn::Module {
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   AttentionPtr attn;
   Mlp mlp{nullptr};
+  LayerScale ls1{nullptr}, ls2{nullptr};  // only with model.layer_scale > 0
   double drop_path;
 };
 TORCH_MODULE(Block);
@@ -41,7 +51,8 @@ TORCH_MODULE(Block);
 class ViTImpl : public torch::nn::Module {
  public:
   explicit ViTImpl(const ModelConfig& c);
-  torch::Tensor forward_features(const torch::Tensor& x);  // (B, C, H, W) -> (B, N_tokens, d)
+  // (B, C, H, W) -> (B, N_tokens, d), after the final norm unless model.fc_norm (as timm)
+  torch::Tensor forward_features(const torch::Tensor& x);
   torch::Tensor forward(const torch::Tensor& x);           // (B, C, H, W) -> (B, classes)
 
   ModelConfig cfg;
@@ -50,7 +61,8 @@ class ViTImpl : public torch::nn::Module {
   torch::Tensor pos_embed;  // (1, N_tokens, d): a parameter ("learned") or a buffer ("sincos")
   torch::nn::Dropout pos_drop{nullptr};
   torch::nn::ModuleList blocks{nullptr};
-  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::LayerNorm norm{nullptr};     // on every token, or
+  torch::nn::LayerNorm fc_norm{nullptr};  // on the pooled token (model.fc_norm)
   Linear head{nullptr};
   std::shared_ptr<Rope2d> rope;  // with pos "rope": the rotation every block applies
 };
