@@ -14,7 +14,7 @@ TEST(Config, RoundTripsThroughJson) {
   c.model.image_size = 32, c.model.patch_size = 8, c.model.in_chans = 3, c.model.pool = "mean";
   c.model.pos = "sincos", c.model.mean = {0.1, 0.2, 0.3}, c.model.std = {0.4, 0.5, 0.6};
   c.model.attention.options = {{"future_option", 3}};
-  c.model.fc_norm = true, c.model.layer_scale = 1e-5;
+  c.model.fc_norm = true, c.model.layer_scale = 1e-5, c.model.class_token = true;
   c.data.spec = "cifar10:/data", c.data.val_size = 123, c.data.synthetic.classes = 7;
   c.train.epochs = 3, c.train.lr = 2.5e-4, c.train.augment.flip = true, c.train.augment.cutmix_alpha = 1.0;
   json j = to_json(c);
@@ -26,6 +26,7 @@ TEST(Config, RoundTripsThroughJson) {
   EXPECT_EQ(back.train.augment.cutmix_alpha, 1.0);
   EXPECT_TRUE(back.model.fc_norm);
   EXPECT_EQ(back.model.layer_scale, 1e-5);
+  EXPECT_EQ(back.model.num_tokens(), 17);  // 4x4 patches and the class token, pooled by mean
   EXPECT_FALSE(to_json(RunConfig{}.model).contains("fc_norm"));  // off: absent, as in older records
   // and through text
   EXPECT_EQ(to_json(run_from_json(json::parse(j.dump()))), j);

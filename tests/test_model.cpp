@@ -1,18 +1,20 @@
 #include <gtest/gtest.h>
 
+#include "test_util.h"
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
 #include "vitlab/model/vit.h"
 
 using namespace vitlab;
+using vitlab::test::error_of;
 
 namespace {
 
 // The closed form of DESIGN section 3 with MHA attention (inner width h * d_h = d here).
 int64_t closed_form_params(const ModelConfig& c) {
   const int64_t d = c.dim, p = c.patch_size, hid = c.mlp_hidden(), inner = c.heads * c.head_width();
-  int64_t embed = c.in_chans * p * p * d + d + (c.pool == "cls" ? d : 0) + (c.pos == "learned" ? c.num_tokens() * d : 0);
+  int64_t embed = c.in_chans * p * p * d + d + (c.has_class_token() ? d : 0) + (c.pos == "learned" ? c.num_tokens() * d : 0);
   int64_t attn = 4 * d * inner + (c.qkv_bias ? 3 * inner : 0) + d;
   int64_t mlp = d * hid + hid + hid * d + d;
   int64_t block = attn + mlp + 4 * d + (c.layer_scale > 0 ? 2 * d : 0);
@@ -67,6 +69,7 @@ TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
         ModelConfig c = model_preset("vit-micro");
         c.pos = pos, c.qkv_bias = qkv_bias, c.pool = pool, c.mlp_ratio = 3.0;
         c.fc_norm = !qkv_bias, c.layer_scale = qkv_bias ? 0.0 : 1e-5;
+        if (std::string(pool) == "mean" && std::string(pos) == "learned") c.class_token = !qkv_bias;
         ViT m(c);
         int64_t numel = 0;
         for (const auto& p : m->parameters()) numel += p.numel();
@@ -104,6 +107,24 @@ TEST(ViT, LayerScaleAndFcNormAsTimm) {
   auto expected = plain->head(torch::layer_norm(tokens.mean(1), {16}, plain->norm->weight, plain->norm->bias, 1e-6));
   EXPECT_TRUE(torch::allclose(timm_like->forward(x), expected, 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(plain->norm(tokens), plain->forward_features(x), 1e-5, 1e-6));
+}
+
+// timm's average pooling with a class token present: the mean skips the class token.
+TEST(ViT, MeanPoolWithClassTokenAveragesPatchesOnly) {
+  ModelConfig c;
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.in_chans = 1, c.pool = "mean";
+  c.mean = {0}, c.std = {1};
+  c.class_token = true;
+  ViT m(c);
+  ASSERT_TRUE(m->cls_token.defined());
+  EXPECT_EQ(c.num_tokens(), 5);
+  m->eval();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 1, 8, 8});
+  auto t = m->forward_features(x);  // (B, 5, d)
+  EXPECT_TRUE(torch::allclose(m->forward(x), m->head(t.narrow(1, 1, 4).mean(1)), 1e-5, 1e-6));
+  c.pool = "cls", c.class_token = false;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("model.class_token"), std::string::npos);
 }
 
 TEST(ViT, SinCosTableEncodesRowAndColumn) {

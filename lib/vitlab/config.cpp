@@ -141,6 +141,7 @@ void ModelConfig::validate() const {
   check(drop_path >= 0 && drop_path < 1, "model.drop_path", "must be in [0, 1)");
   check(norm_eps > 0, "model.norm_eps", "must be positive");
   check(layer_scale >= 0, "model.layer_scale", "must be 0 (off) or positive");
+  check(pool != "cls" || has_class_token(), "model.class_token", "pool 'cls' needs the class token");
   for (const auto* v : {&mean, &std})
     check(v->size() == 1 || static_cast<int>(v->size()) == in_chans, v == &mean ? "model.mean" : "model.std",
           "needs 1 or model.in_chans=" + std::to_string(in_chans) + " values");
@@ -203,6 +204,7 @@ json to_json(const ModelConfig& c) {
   // Written only when on, so the configs of runs recorded before these options stay equal.
   if (c.fc_norm) j["fc_norm"] = true;
   if (c.layer_scale > 0) j["layer_scale"] = c.layer_scale;
+  if (c.class_token) j["class_token"] = *c.class_token;
   return j;
 }
 
@@ -269,6 +271,11 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
   f.get("norm_eps", c.norm_eps);
   f.get("fc_norm", c.fc_norm);
   f.get("layer_scale", c.layer_scale);
+  if (j.contains("class_token")) {
+    bool v = false;
+    f.get("class_token", v);
+    c.class_token = v;
+  }
   f.get("mean", c.mean);
   f.get("std", c.std);
   if (const json* a = f.object("attention")) {

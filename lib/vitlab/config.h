@@ -3,6 +3,7 @@
 // strict: an unknown key or a value of the wrong type is an error naming the key's full path
 // (e.g. "model.depth: expected an integer, got \"six\"").
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,9 @@ struct ModelConfig {
   // multiplied by a learned per-channel gamma initialised to this value; 0: none.
   bool fc_norm = false;
   double layer_scale = 0.0;
+  // A class token with pool "mean" (timm's class_token=True with global_pool='avg', as MAE's
+  // fine-tuned ViTs): the mean then runs over the patch tokens only. Unset: as pool says.
+  std::optional<bool> class_token;
   // Input normalisation, one value or one per channel (part of the model, like timm's
   // pretrained_cfg, so a checkpoint evaluates with the statistics it was trained with).
   std::vector<double> mean{0.5};
@@ -47,7 +51,8 @@ struct ModelConfig {
 
   int grid() const { return image_size / patch_size; }
   int num_patches() const { return grid() * grid(); }
-  int num_tokens() const { return num_patches() + (pool == "cls" ? 1 : 0); }
+  bool has_class_token() const { return class_token.value_or(pool == "cls"); }
+  int num_tokens() const { return num_patches() + (has_class_token() ? 1 : 0); }
   int head_width() const { return head_dim > 0 ? head_dim : dim / heads; }
   int mlp_hidden() const { return static_cast<int>(dim * mlp_ratio); }
   void validate() const;

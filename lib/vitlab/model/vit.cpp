@@ -76,7 +76,7 @@ torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
 ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
   c.validate();
   patch_embed = register_module("patch_embed", PatchEmbed(c));
-  const bool cls = c.pool == "cls";
+  const bool cls = c.has_class_token();
   if (cls) cls_token = register_parameter("cls_token", torch::randn({1, 1, c.dim}) * 1e-6);
   if (c.pos == "learned")
     pos_embed = register_parameter("pos_embed", torch::randn({1, c.num_tokens(), c.dim}) * 0.02);
@@ -117,7 +117,8 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
   auto t = forward_features(x);                                               // (B, N_tokens, d)
-  auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.mean(1);               // (B, d)
+  const int64_t prefix = cfg.has_class_token() ? 1 : 0;  // "mean" averages the patch tokens only
+  auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.narrow(1, prefix, t.size(1) - prefix).mean(1);  // (B, d)
   if (fc_norm) pooled = fc_norm(pooled);
   return head(pooled);                                                        // (B, classes)
 }

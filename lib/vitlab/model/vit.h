@@ -57,7 +57,7 @@ class ViTImpl : public torch::nn::Module {
 
   ModelConfig cfg;
   PatchEmbed patch_embed{nullptr};
-  torch::Tensor cls_token;  // (1, 1, d), only with pool "cls"
+  torch::Tensor cls_token;  // (1, 1, d), only with a class token (pool "cls", or model.class_token)
   torch::Tensor pos_embed;  // (1, N_tokens, d): a parameter ("learned") or a buffer ("sincos")
   torch::nn::Dropout pos_drop{nullptr};
   torch::nn::ModuleList blocks{nullptr};
