@@ -5,6 +5,7 @@
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/timm.h"
 
 namespace vitlab {
 
@@ -53,8 +54,10 @@ std::string find_checkpoint(const std::string& dir) {
 ModelConfig read_checkpoint_config(const std::string& dir) {
   const std::string path = join_path(dir, "config.json");
   if (!path_exists(path)) fail(dir, ": not a vitlab checkpoint (no config.json)");
+  const json j = read_json_file(path);
+  if (is_timm_config(j)) return model_from_timm_config(j, path);  // a timm checkpoint from the hub
   try {
-    return model_from_json(read_json_file(path), "model");
+    return model_from_json(j, "model");
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }

@@ -1,0 +1,95 @@
+#include "vitlab/io/timm.h"
+
+#include <regex>
+
+#include "vitlab/error.h"
+
+namespace vitlab {
+
+bool is_timm_config(const json& j) { return j.is_object() && j.contains("architecture"); }
+
+ModelConfig model_from_timm_config(const json& j, const std::string& where) {
+  if (!is_timm_config(j) || !j["architecture"].is_string()) fail(where, ": architecture: missing or not a string");
+  const std::string arch = j["architecture"].get<std::string>();
+  // vit_small_patch16_224, vit_base_patch32_384.augreg_in21k, ...: size, patch, image size.
+  static const std::regex name(R"(^vit_(tiny|small|base|large)_patch(\d+)_(\d+)(\..*)?$)");
+  std::smatch m;
+  if (!std::regex_match(arch, m, name))
+    fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large}_patch{P}_{S})");
+  ModelConfig c;
+  const std::string size = m[1];
+  c.dim = size == "tiny" ? 192 : size == "small" ? 384 : size == "base" ? 768 : 1024;
+  c.depth = size == "large" ? 24 : 12;
+  c.heads = size == "tiny" ? 3 : size == "small" ? 6 : size == "base" ? 12 : 16;
+  c.patch_size = std::stoi(m[2]);
+  c.image_size = std::stoi(m[3]);
+  c.in_chans = 3;
+  c.num_classes = 1000;
+  c.norm_eps = 1e-6;
+  c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};  // timm's ViT default (Inception statistics)
+  std::string pool = "token";
+  std::optional<bool> class_token;
+  std::optional<bool> fc_norm;
+
+  auto number = [&](const json& v, const std::string& key) {
+    if (!v.is_number()) fail(where, ": ", key, ": not a number");
+    return v.get<double>();
+  };
+  if (const auto pc = j.find("pretrained_cfg"); pc != j.end() && pc->is_object()) {
+    if (const auto in = pc->find("input_size"); in != pc->end()) {
+      if (!in->is_array() || in->size() != 3 || (*in)[1] != (*in)[2])
+        fail(where, ": pretrained_cfg.input_size: expected [C, S, S]");
+      c.in_chans = (*in)[0].get<int>(), c.image_size = (*in)[1].get<int>();
+    }
+    if (pc->contains("mean")) c.mean = (*pc)["mean"].get<std::vector<double>>();
+    if (pc->contains("std")) c.std = (*pc)["std"].get<std::vector<double>>();
+    if (pc->contains("num_classes")) c.num_classes = static_cast<int>(number((*pc)["num_classes"], "pretrained_cfg.num_classes"));
+  }
+  if (j.contains("num_classes")) c.num_classes = static_cast<int>(number(j["num_classes"], "num_classes"));
+  if (j.contains("global_pool")) pool = j["global_pool"].get<std::string>();
+  if (const auto a = j.find("model_args"); a != j.end()) {
+    if (!a->is_object()) fail(where, ": model_args: not an object");
+    for (const auto& [key, v] : a->items()) {
+      const std::string k = "model_args." + key;
+      if (key == "embed_dim") c.dim = static_cast<int>(number(v, k));
+      else if (key == "depth") c.depth = static_cast<int>(number(v, k));
+      else if (key == "num_heads") c.heads = static_cast<int>(number(v, k));
+      else if (key == "patch_size") c.patch_size = static_cast<int>(number(v, k));
+      else if (key == "img_size") c.image_size = static_cast<int>(number(v, k));
+      else if (key == "in_chans") c.in_chans = static_cast<int>(number(v, k));
+      else if (key == "num_classes") c.num_classes = static_cast<int>(number(v, k));
+      else if (key == "mlp_ratio") c.mlp_ratio = number(v, k);
+      else if (key == "qkv_bias") c.qkv_bias = v.get<bool>();
+      else if (key == "class_token") class_token = v.get<bool>();
+      else if (key == "fc_norm") {
+        if (!v.is_null()) fc_norm = v.get<bool>();  // null: timm's default for the pooling
+      }
+      else if (key == "init_values") c.layer_scale = v.is_null() ? 0.0 : number(v, k);
+      else if (key == "global_pool") pool = v.get<std::string>();
+      else if ((key == "reg_tokens" && number(v, k) == 0) || (key == "no_embed_class" && !v.get<bool>()) ||
+               (key == "pre_norm" && !v.get<bool>()) || (key == "qk_norm" && !v.get<bool>()) ||
+               (key == "dynamic_img_size" && !v.get<bool>()))
+        continue;  // timm's defaults
+      else fail(where, ": ", k, ": ", v.dump(), " is not supported by vitlab's ViT");
+    }
+  }
+  if (pool == "token") {
+    c.pool = "cls";
+    if (class_token == false) fail(where, ": global_pool 'token' needs the class token");
+  } else if (pool == "avg") {
+    c.pool = "mean";
+    c.class_token = class_token.value_or(true);  // timm keeps the class token unless told otherwise
+  } else {
+    fail(where, ": global_pool '", pool, "' is not supported (token, avg)");
+  }
+  // timm normalises the pooled token (fc_norm) instead of every token by default with 'avg'.
+  c.fc_norm = fc_norm.value_or(pool == "avg");
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    fail(where, ": ", e.what());
+  }
+  return c;
+}
+
+}  // namespace vitlab

@@ -1,0 +1,21 @@
+#pragma once
+// timm's ViT configs: the config.json the Hugging Face hub ships beside a timm model.safetensors,
+//   {"architecture": "vit_small_patch16_224.augreg_in21k_ft_in1k", "num_classes": 1000,
+//    "global_pool": "token", "model_args": {...}, "pretrained_cfg": {"input_size": [3, 224, 224],
+//    "mean": [...], "std": [...], "crop_pct": 0.9, ...}}.
+// vitlab's MHA ViT uses timm's parameter names (patch_embed.proj, cls_token, pos_embed,
+// blocks.i.{norm1, attn.qkv, attn.proj, ls1, norm2, mlp.fc1, mlp.fc2, ls2}, norm / fc_norm, head),
+// so such a checkpoint loads by name once its config is read.
+#include "vitlab/config.h"
+
+namespace vitlab {
+
+// Whether `j` is a timm config (it names an architecture) rather than a vitlab ModelConfig.
+bool is_timm_config(const json& j);
+// The ModelConfig of a timm ViT config: vit_{tiny,small,base,large}_patch{P}_{S} sizes, then
+// model_args, global_pool, num_classes and pretrained_cfg's input size, mean and std. What vitlab
+// cannot represent (register tokens, pre-norm, q/k norm, position embeddings without the class
+// token, attention pooling) is an error naming `where` and the key.
+ModelConfig model_from_timm_config(const json& j, const std::string& where);
+
+}  // namespace vitlab
