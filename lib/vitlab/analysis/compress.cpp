@@ -48,11 +48,9 @@ double dropped_query_bias(const Source& s) {
   return w > 0 ? s.bq.norm().item<double>() / w : 0.0;
 }
 
-// T_qk and T_ov of heads whose key/value weights are given per query head: (h d_h, d) each.
+// The source's T_qk and T_ov with other key/value weights, given per query head (h d_h, d).
 AttentionTensors tensors_of(const Source& s, const torch::Tensor& Wk, const torch::Tensor& Wv) {
-  auto heads = [&](const torch::Tensor& w) { return w.view({s.h, s.dh, s.d}); };  // (h, d_h, d)
-  auto Wo = s.Wo.view({s.d, s.h, s.dh}).permute({1, 2, 0});                       // (h, d_h, d): W_o^i
-  return {torch::matmul(heads(s.Wq).transpose(1, 2), heads(Wk)), torch::matmul(heads(Wv).transpose(1, 2), Wo)};
+  return attention_tensors(s.Wq, Wk, Wv, s.Wo, s.h);
 }
 
 void copy_into(torch::Tensor& dst, const torch::Tensor& src) { dst.copy_(src.to(dst.options())); }
@@ -81,7 +79,7 @@ torch::Tensor reconstruct(const Tucker3& t) {
 json tucker_compress(TuckerImpl& t, const MhaImpl& m, int hooi_sweeps) {
   torch::NoGradGuard no_grad;
   const Source s = source_of(m);
-  const AttentionTensors T = attention_tensors(m);
+  const AttentionTensors T = tensors_of(s, s.Wk, s.Wv);
   const auto& r = t.ranks;
   Tucker3 qk = hosvd(T.qk, {r.head_qk, r.q, r.k}, hooi_sweeps);  // modes (head, query, key)
   Tucker3 ov = hosvd(T.ov, {r.head_ov, r.v, r.o}, hooi_sweeps);  // modes (head, value, output)

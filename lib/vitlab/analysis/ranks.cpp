@@ -8,16 +8,19 @@
 
 namespace vitlab {
 
+AttentionTensors attention_tensors(const torch::Tensor& Wq, const torch::Tensor& Wk, const torch::Tensor& Wv,
+                                   const torch::Tensor& Wo, int64_t h) {
+  const int64_t d = Wq.size(1), dh = Wq.size(0) / h;
+  auto heads = [&](const torch::Tensor& w) { return w.reshape({h, dh, d}); };  // (h, d_h, d): rows of head i
+  auto Wo_i = Wo.reshape({d, h, dh}).permute({1, 2, 0});                      // (h, d_h, d): W_o^i
+  return {torch::matmul(heads(Wq).transpose(1, 2), heads(Wk)),   // (h, d, d): W_q^i W_k^i^T
+          torch::matmul(heads(Wv).transpose(1, 2), Wo_i)};        // (h, d, d): W_v^i W_o^i
+}
+
 AttentionTensors attention_tensors(const MhaImpl& m) {
   torch::NoGradGuard no_grad;
-  const int64_t h = m.dims.heads, dh = m.dims.head_dim, d = m.dims.dim;
-  auto W = m.qkv->weight.to(torch::kDouble).cpu().chunk(3, 0);                  // W_q, W_k, W_v: (h d_h, d)
-  auto heads = [&](const torch::Tensor& w) { return w.view({h, dh, d}); };       // (h, d_h, d): rows of head i
-  auto Wo = m.proj->weight.to(torch::kDouble).cpu().view({d, h, dh}).permute({1, 2, 0});  // (h, d_h, d): W_o^i
-  AttentionTensors t;
-  t.qk = torch::matmul(heads(W[0]).transpose(1, 2), heads(W[1]));  // (h, d, d): W_q^i W_k^i^T
-  t.ov = torch::matmul(heads(W[2]).transpose(1, 2), Wo);          // (h, d, d): W_v^i W_o^i
-  return t;
+  auto W = m.qkv->weight.to(torch::kDouble).cpu().chunk(3, 0);  // W_q, W_k, W_v: (h d_h, d)
+  return attention_tensors(W[0], W[1], W[2], m.proj->weight.to(torch::kDouble).cpu(), m.dims.heads);
 }
 
 torch::Tensor unfold(const torch::Tensor& T, int mode) {

@@ -17,7 +17,11 @@ namespace vitlab {
 struct AttentionTensors {
   torch::Tensor qk, ov;  // (h, d, d) each, float64
 };
-// The layer's T_qk and T_ov (input-projection biases are not part of the bilinear forms).
+// T_qk and T_ov from weights in torch.nn.Linear layout, head-major: W_q, W_k, W_v (h d_h, d)
+// (keys/values given per query head) and W_o (d, h d_h).
+AttentionTensors attention_tensors(const torch::Tensor& Wq, const torch::Tensor& Wk, const torch::Tensor& Wv,
+                                   const torch::Tensor& Wo, int64_t heads);
+// The layer's T_qk and T_ov in float64 (input-projection biases are not part of the bilinear forms).
 AttentionTensors attention_tensors(const MhaImpl& m);
 
 // The mode-n unfolding of a 3-way tensor T (n1 x n2 x n3): rows indexed by mode n.
