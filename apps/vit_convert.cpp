@@ -1,4 +1,5 @@
-// vit_convert: compress a trained MHA checkpoint into Tucker, GQA or MLA attention.
+// vit_convert: compress a trained MHA checkpoint into Tucker, GQA or MLA attention, or write it as a
+// timm checkpoint.
 #include <CLI/CLI.hpp>
 
 #include "vitlab/analysis/compress.h"
@@ -6,6 +7,7 @@
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/timm.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
 
@@ -13,13 +15,14 @@ int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
   CLI::App app{"Convert an MHA checkpoint to tucker (truncated HOSVD of T_qk and T_ov, optional HOOI sweeps), gqa "
                "(key/value heads mean-pooled within groups) or mla (truncated SVD of the key/value map). Writes a "
-               "checkpoint that vit_eval evaluates and vit_train --init-from fine-tunes, and DIR/conversion.json."};
+               "checkpoint that vit_eval evaluates and vit_train --init-from fine-tunes, and DIR/conversion.json. "
+               "--to timm writes the model as a timm checkpoint (model.safetensors and timm's config.json)."};
   std::string checkpoint, to, ranks, out;
   int64_t kv_heads = 0, kv_rank = 0;
   double energy = 0;
   int hooi = 0, threads = 0;
   app.add_option("--checkpoint", checkpoint, "MHA checkpoint directory (or its model.safetensors)")->required();
-  app.add_option("--to", to, "tucker, gqa or mla")->required()->check(CLI::IsMember({"tucker", "gqa", "mla"}));
+  app.add_option("--to", to, "tucker, gqa, mla or timm")->required()->check(CLI::IsMember({"tucker", "gqa", "mla", "timm"}));
   app.add_option("--ranks", ranks, "tucker: JSON ranks, e.g. '{\"q\":24,\"k\":24,\"v\":24,\"o\":24}' "
                                    "(head_qk, head_ov default to the heads; q, k, v, o to d)");
   app.add_option("--kv-heads", kv_heads, "gqa: key/value heads (divides the heads)")->check(CLI::PositiveNumber);
@@ -32,6 +35,16 @@ int main(int argc, char** argv) {
 
   return vitlab::run_app("vit_convert", [&] {
     vitlab::configure_threads(threads);
+    if (to == "timm") {
+      if (!ranks.empty() || kv_heads > 0 || kv_rank > 0 || energy > 0 || hooi > 0)
+        vitlab::fail("--to timm: writes the model as it is; --ranks, --kv-heads, --kv-rank, --energy and --hooi "
+                     "do not apply");
+      vitlab::ViT model = vitlab::load_model(checkpoint);
+      vitlab::save_timm_checkpoint(out, model);
+      std::printf("timm checkpoint: %s (architecture %s)\n", out.c_str(),
+                  vitlab::timm_config_from_model(model->cfg)["architecture"].get<std::string>().c_str());
+      return 0;
+    }
     const int given = !ranks.empty() + (kv_heads > 0) + (kv_rank > 0) + (energy > 0);
     if (given != 1) vitlab::fail("--to ", to, ": give exactly one of --ranks, --kv-heads, --kv-rank, --energy");
     vitlab::ViT src = vitlab::load_model(checkpoint);

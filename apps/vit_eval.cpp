@@ -1,4 +1,4 @@
-// vit_eval: evaluate a checkpoint on a dataset split.
+// vit_eval: evaluate a checkpoint (vitlab's or timm's) on a dataset split.
 #include <CLI/CLI.hpp>
 
 #include "vitlab/app.h"
@@ -7,6 +7,7 @@
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/timm.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/evaluate.h"
@@ -14,11 +15,24 @@
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
   CLI::App app{"Evaluate a vitlab checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix, img/s."};
-  std::string checkpoint, data, split = "test", out, device = "auto", precision = "auto";
-  int threads = 0, batch = 500;
-  app.add_option("--checkpoint", checkpoint, "Checkpoint directory (or its model.safetensors)")->required();
-  app.add_option("--data", data, "Dataset spec (default: the run's own, else fashion-mnist)");
+  std::string checkpoint, data, split = "test", out, device = "auto", precision = "auto", timm_config, interpolation;
+  int threads = 0, batch = 500, image_size = 0;
+  double crop_pct = -1;
+  app.add_option("--checkpoint", checkpoint, "Checkpoint directory (vitlab's, or timm's: model.safetensors + timm's "
+                                             "config.json), or its model.safetensors")->required();
+  app.add_option("--timm-config", timm_config,
+                 "timm's config.json for a --checkpoint without one beside it (architecture, model_args, "
+                 "pretrained_cfg)")->check(CLI::ExistingFile);
+  app.add_option("--data", data, "Dataset spec (default: the run's own, else fashion-mnist; a timm checkpoint "
+                                 "needs one, e.g. folder:DIR)");
   app.add_option("--split", split, "test, val or train")->check(CLI::IsMember({"test", "val", "train"}));
+  app.add_option("--image-size", image_size, "Evaluate at this image size (position embeddings resampled as timm "
+                                             "does; default: the model's)")->check(CLI::PositiveNumber);
+  app.add_option("--crop-pct", crop_pct, "Resize the shorter side to size / crop_pct, then centre-crop (default: "
+                                         "timm's pretrained_cfg for timm checkpoints, else 0 = resize whole images)")
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--interpolation", interpolation, "bilinear or bicubic (default: timm's pretrained_cfg, else "
+                                                   "bilinear)")->check(CLI::IsMember({"bilinear", "bicubic"}));
   app.add_option("--out", out, "Write the JSON here (default: print it)");
   app.add_option("--batch-size", batch, "Evaluation batch size")->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
@@ -30,14 +44,43 @@ int main(int argc, char** argv) {
   return vitlab::run_app("vit_eval", [&] {
     const int n_threads = vitlab::configure_threads(threads);
     const torch::Device dev = vitlab::resolve_device(device);
-    vitlab::ViT model = vitlab::load_model(checkpoint);
+    // The model: the checkpoint's config.json, or the timm config given apart; a timm config
+    // also brings timm's evaluation preprocessing (resize by crop_pct, centre crop).
+    const std::string ck = vitlab::is_regular_file(checkpoint) ? vitlab::parent_path(checkpoint) : checkpoint;
+    std::string config_path = timm_config;
+    if (config_path.empty()) {
+      if (!vitlab::is_directory(ck)) vitlab::fail("--checkpoint ", checkpoint, ": no such checkpoint directory");
+      const std::string found = vitlab::find_checkpoint(ck);
+      if (found.empty()) vitlab::fail("--checkpoint ", checkpoint, ": not a checkpoint (needs model.safetensors and config.json, or --timm-config)");
+      config_path = vitlab::join_path(found, "config.json");
+    }
+    const vitlab::json config_json = vitlab::read_json_file(config_path);
+    const bool timm = vitlab::is_timm_config(config_json);
+    vitlab::ModelConfig mc = timm ? vitlab::model_from_timm_config(config_json, config_path)
+                                  : vitlab::read_checkpoint_config(vitlab::parent_path(config_path));
+    if (image_size > 0) {
+      mc.image_size = image_size;
+      try {
+        mc.validate();
+      } catch (const vitlab::Error& e) {
+        vitlab::fail("--image-size ", image_size, ": ", e.what());
+      }
+    }
+    vitlab::ViT model = vitlab::load_model(checkpoint, mc);
     model->to(dev);
     // The run's own data settings (same validation split) when the checkpoint sits in a run dir.
     vitlab::DataConfig dc;
-    const std::string ck = vitlab::is_regular_file(checkpoint) ? vitlab::parent_path(checkpoint) : checkpoint;
     const std::string run_config = vitlab::join_path(vitlab::parent_path(ck), "run_config.json");
-    if (vitlab::path_exists(run_config)) dc = vitlab::run_from_json(vitlab::read_json_file(run_config)).data;
+    if (!timm && vitlab::path_exists(run_config)) dc = vitlab::run_from_json(vitlab::read_json_file(run_config)).data;
     if (!data.empty()) dc.spec = data;
+    else if (timm) vitlab::fail("--data: a timm checkpoint needs the data to evaluate on, e.g. --data folder:DIR");
+    if (timm) {  // no run behind it, so no held-out part of the training split either
+      dc.val_size = 0;
+      vitlab::apply_timm_eval_transform(config_json, config_path, dc);
+    }
+    if (crop_pct >= 0) dc.crop_pct = crop_pct;
+    if (!interpolation.empty()) dc.interpolation = interpolation;
+    if (timm || image_size > 0 || dc.crop_pct > 0) dc.image_size = mc.image_size;
     vitlab::Splits splits = vitlab::load_data(dc);
     vitlab::check_data_fits_model(splits, model->cfg);
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
@@ -46,6 +89,10 @@ int main(int argc, char** argv) {
     auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16);
     vitlab::json data_record = splits.describe();
     data_record["spec"] = dc.spec;
+    if (dc.image_size > 0) {
+      data_record["crop_pct"] = dc.crop_pct;
+      data_record["interpolation"] = dc.interpolation;
+    }
     vitlab::json record{{"schema", "vitlab.eval/1"}, {"created", vitlab::utc_timestamp()},
                         {"git_commit", vitlab::git_commit()}, {"checkpoint", checkpoint},
                         {"host", vitlab::host_record(dev, n_threads)}, {"data", data_record},

@@ -23,8 +23,9 @@ int main(int argc, char** argv) {
   app.add_flag("--resume", resume, "Continue the run in --out from its last checkpoint (starts it if none)");
   std::string init_from;
   app.add_option("--init-from", init_from,
-                 "Start from this checkpoint's weights (fine-tuning, e.g. after vit_convert); the model is the "
-                 "checkpoint's (its config.json), so model.* cannot be set");
+                 "Start from this checkpoint's weights (fine-tuning, e.g. after vit_convert, or a timm checkpoint); "
+                 "the model is the checkpoint's, changed by any --set model.* (model.image_size resamples the "
+                 "position embeddings as timm does; the weights must fit the result)");
   app.add_option("--threads", threads, "CPU threads (default: train.threads, 0 = all cores)");
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N (default: train.device)");
   CLI11_PARSE(app, argc, argv);
@@ -33,14 +34,13 @@ int main(int argc, char** argv) {
     if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");
     if (threads >= 0) sets.push_back("train.threads=" + std::to_string(threads));
     if (!device.empty()) sets.push_back("train.device=\"" + device + "\"");
-    vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);
+    vitlab::json checkpoint_model;
     if (!init_from.empty()) {
-      for (const auto& s : sets)
-        if (s.rfind("model.", 0) == 0) vitlab::fail("--set ", s, ": with --init-from the model is the checkpoint's");
       const std::string found = vitlab::find_checkpoint(init_from);
       if (found.empty()) vitlab::fail("--init-from ", init_from, ": not a vitlab checkpoint (needs model.safetensors and config.json)");
-      cfg.model = vitlab::read_checkpoint_config(found);
+      checkpoint_model = vitlab::to_json(vitlab::read_checkpoint_config(found));
     }
+    vitlab::RunConfig cfg = vitlab::load_run_config(config, sets, init_from.empty() ? nullptr : &checkpoint_model);
     vitlab::TrainRequest req{cfg, out, resume, init_from};
     auto record = vitlab::train(req);
     if (vitlab::DistEnv::from_environment().rank != 0) return 0;  // rank 0 reports the run

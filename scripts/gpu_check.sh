@@ -4,7 +4,7 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, fmnist. The build always runs first; it is quick when build-gpu is already there (warm machine).
+# and profile, parity, fmnist. The build always runs first; it is quick when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 set -euo pipefail
@@ -53,12 +53,19 @@ if has profile; then
   experiments/bench_gpu/profile.sh "$OUT/profile" small_p16_224 train
 fi
 
-# The full Fashion-MNIST run of a vit_tiny-sized model (configs/fmnist_vit_tiny.json).
+# Parity with timm (fixtures, logits on CPU and GPU, timm reading vitlab's export).
+if has parity; then
+  experiments/timm_parity/run.sh build-gpu "$OUT/timm_parity"
+fi
+
+# The full Fashion-MNIST run of a vit_tiny-sized model (configs/fmnist_vit_tiny.json). It
+# resumes: with FMNIST_LIMIT=SECONDS a call stops it there and the next call on the same (warm)
+# machine continues it.
 if has fmnist; then
-  rm -rf /tmp/fmnist-tiny
   start=$SECONDS
-  ./build-gpu/apps/vit_train --config configs/fmnist_vit_tiny.json \
-    --data idx:data/fashion-mnist --device cuda --out /tmp/fmnist-tiny
-  echo "fmnist wall: $(( SECONDS - start )) s"
-  cp /tmp/fmnist-tiny/result.json "$OUT/fmnist_vit_tiny_result.json"
+  rc=0
+  timeout --signal=TERM "${FMNIST_LIMIT:-86400}" ./build-gpu/apps/vit_train --config configs/fmnist_vit_tiny.json \
+    --data idx:data/fashion-mnist --device cuda --out /tmp/fmnist-tiny --resume || rc=$?
+  echo "fmnist wall this call: $(( SECONDS - start )) s (exit $rc)"
+  cp /tmp/fmnist-tiny/result.json "$OUT/fmnist_vit_tiny_result.json" 2>/dev/null || true
 fi

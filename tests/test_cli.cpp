@@ -227,6 +227,32 @@ TEST(Cli, RanksConvertEvaluateAndFineTune) {
   EXPECT_NEAR(ft["metrics"]["loss"].get<double>(), e["metrics"]["loss"].get<double>(), 1e-6);
   EXPECT_EQ(ft["init_metrics"]["top1"], e["metrics"]["top1"]);  // recorded before the first step
 
+  // Evaluation at another image size: the position table resampled, the data resized to it.
+  o = run(kEval + " --checkpoint " + dir / "src/checkpoint" + " --image-size 24 --out " + dir / "e24.json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(read_json_file(dir / "e24.json")["data"]["image_size"], 24);
+  // Fine-tuning at another size: --set model.* applies on top of the checkpoint's model.
+  o = run(kTrain + " --config " + dir / "c.json" + " --init-from " + dir / "src/checkpoint" +
+          " --set model.image_size=24 --set data.image_size=24 --set train.epochs=1 --set data.synthetic.train=400"
+          " --set data.val_size=100 --out " + dir / "ft24");
+  ASSERT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(read_json_file(dir / "ft24/result.json")["model"]["image_size"], 24);
+
+  // Written as a timm checkpoint: timm's config beside the weights; vit_eval then uses timm's
+  // evaluation transform from it (vitlab's own: whole images, bilinear) and needs --data.
+  o = run(convert + " --checkpoint " + dir / "src/checkpoint" + " --to timm --out " + dir / "timm");
+  ASSERT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(read_json_file(dir / "timm/config.json")["pretrained_cfg"]["crop_pct"], 1.0);
+  expect_one_line_error(run(kEval + " --checkpoint " + dir / "timm"), "vit_eval", "--data");
+  o = run(kEval + " --checkpoint " + dir / "timm/model.safetensors --timm-config " + dir / "timm/config.json" +
+          " --data synthetic --out " + dir / "et.json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  const json et = read_json_file(dir / "et.json");
+  EXPECT_EQ(et["data"]["image_size"], 16);
+  EXPECT_EQ(et["data"]["interpolation"], "bilinear");
+  expect_one_line_error(run(convert + " --checkpoint " + dir / "mla/checkpoint" + " --to timm --out " + dir / "t2"),
+                        "vit_convert", "model.attention");
+
   expect_one_line_error(run(convert + " --checkpoint " + dir / "src/checkpoint" + " --to gqa --out " + dir / "g"),
                         "vit_convert", "--kv-heads");
   expect_one_line_error(run(kTrain + " --config " + dir / "c.json" + " --init-from " + dir / "mla/checkpoint" +

@@ -8,6 +8,8 @@
 #include "vitlab/data/dataset.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/safetensors.h"
+#include "vitlab/io/timm.h"
 
 #ifdef VITLAB_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -229,7 +231,53 @@ TEST(Augment, MixedTargetsStayDistributions) {
   EXPECT_TRUE(torch::allclose(s, torch::tensor({{0.025f, 0.025f, 0.925f, 0.025f}})));
 }
 
+// timm's evaluation geometry (torchvision Resize(int) then CenterCrop), checked where the result
+// is known exactly: a resize that is a no-op leaves only the crop, and the offsets round as
+// Python does.
+TEST(Data, ResizeByCropPctThenCentreCrop) {
+  auto img = torch::arange(2 * 4 * 9, torch::kLong).reshape({1, 2, 4, 9}).to(torch::kUInt8);  // (1, C, H, W)
+  // crop_pct 1, size 4: the shorter side is already 4, so only the centre 4 x 4 crop, offset
+  // round((9 - 4) / 2) = round(2.5) = 2 (half to even).
+  auto out = resize_images(img, 4, 1.0, "bicubic");
+  EXPECT_TRUE(torch::equal(out, img.slice(3, 2, 6)));
+  // crop_pct 0.5, size 2: the shorter side to floor(2 / 0.5) = 4 (no-op), the crop 2 x 2 at (1, 4).
+  EXPECT_TRUE(torch::equal(resize_images(img, 2, 0.5, "bilinear"), img.slice(2, 1, 3).slice(3, 4, 6)));
+  // A real resize: constant images stay constant, the shape is the crop's, portrait too.
+  auto flat = torch::full({3, 3, 30, 20}, 77, torch::kUInt8);
+  EXPECT_TRUE(torch::equal(resize_images(flat, 16, 0.875, "bicubic"), torch::full({3, 3, 16, 16}, 77, torch::kUInt8)));
+  EXPECT_EQ(resize_images(flat, 16, 0.0, "bicubic").sizes(), (std::vector<int64_t>{3, 3, 16, 16}));
+}
+
 #ifdef VITLAB_HAVE_OPENCV
+// The same transform against timm's own (PIL) on the committed parity fixture's images, of
+// sizes unlike the model's: decoded by OpenCV, resized with LibTorch's antialiased bicubic
+// (PIL's filter) in PIL's two passes, cropped. PIL's fixed-point weights may move a pixel by
+// one grey level, rarely; anything more would be a geometry or filter error.
+TEST(Data, TimmEvalTransformMatchesTimmsPixels) {
+  int checked = 0;
+  const std::string root = std::string(VITLAB_FIXTURES) + "/timm";
+  for (const auto& name : list_directory(root)) {
+    const std::string dir = join_path(root, name);
+    if (!is_directory(join_path(dir, "images"))) continue;
+    torch::Tensor pixels;
+    for (auto& [key, t] : load_safetensors(join_path(dir, "expected.safetensors")))
+      if (key == "pixels") pixels = t;
+    ASSERT_TRUE(pixels.defined()) << dir;
+    DataConfig dc;
+    dc.spec = "folder:" + join_path(dir, "images");
+    dc.val_size = 0;
+    dc.image_size = static_cast<int>(pixels.size(-1));
+    apply_timm_eval_transform(read_json_file(join_path(dir, "config.json")), "config.json", dc);
+    const Splits s = load_data(dc);
+    ASSERT_EQ(s.test.images.sizes(), pixels.sizes()) << dir;
+    auto diff = (s.test.images.to(torch::kInt) - pixels.to(torch::kInt)).abs();
+    EXPECT_LE(diff.max().item<int>(), 1) << dir;
+    EXPECT_LE(diff.sum().item<int64_t>(), diff.numel() / 1000) << dir;  // 9,211 of 9,216 exact here
+    ++checked;
+  }
+  EXPECT_GE(checked, 1) << "no fixture with images under " << root;
+}
+
 TEST(Data, ImageFolderPngAndJpeg) {
   TempDir dir;
   std::vector<cv::Mat> written;

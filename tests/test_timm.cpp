@@ -1,12 +1,18 @@
-// timm's hub configs read into vitlab ModelConfigs, and a checkpoint in timm's layout (timm's
-// parameter names, bf16 weights, timm's config.json) loading through load_model.
+// timm's hub configs read into vitlab ModelConfigs, a checkpoint in timm's layout (timm's
+// parameter names, bf16 weights, timm's config.json) loading through load_model, parity with
+// timm's own logits, position-table resampling and export to timm.
 #include <gtest/gtest.h>
 
 #include "test_util.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/safetensors.h"
 #include "vitlab/io/timm.h"
+#include "vitlab/device.h"
 #include "vitlab/train/checkpoint.h"
+
+#include <cstdlib>
+#include <map>
+#include <set>
 
 using namespace vitlab;
 using vitlab::test::error_of;
@@ -78,4 +84,140 @@ TEST(Timm, CheckpointInTimmsLayoutLoads) {
   EXPECT_TRUE(torch::equal(loaded->forward(x), src->forward(x)));
   EXPECT_TRUE(loaded->cfg.fc_norm);
   EXPECT_TRUE(loaded->named_parameters().contains("blocks.1.ls2.gamma"));
+}
+
+// Parity with timm itself. Fixture folders come from experiments/timm_parity/make_fixtures.py
+// (run where timm is installed): timm ViTs with random weights as the hub ships them, inputs,
+// and timm's float64 logits on the stored weights, at the model's size and, for some, at
+// another size through timm's checkpoint filter (position embeddings resampled). The tiny set
+// is committed; $VITLAB_TIMM_PARITY_DIR adds more (the large set, on the GPU machine).
+std::vector<std::string> parity_fixtures() {
+  std::vector<std::string> roots{std::string(VITLAB_FIXTURES) + "/timm"}, dirs;
+  if (const char* extra = std::getenv("VITLAB_TIMM_PARITY_DIR")) roots.emplace_back(extra);
+  for (const auto& root : roots)
+    for (const auto& name : is_directory(root) ? list_directory(root) : std::vector<std::string>{})
+      if (path_exists(join_path(join_path(root, name), "expected.safetensors"))) dirs.push_back(join_path(root, name));
+  return dirs;
+}
+
+std::map<std::string, torch::Tensor> expected_of(const std::string& dir) {
+  auto file = load_safetensors(join_path(dir, "expected.safetensors"));
+  return {file.begin(), file.end()};
+}
+
+// max |a - b| / max |b|: the relative error the "1e-4 relative" means.
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kDouble).cpu() - b).abs().max() / b.abs().max()).item<double>();
+}
+
+// vitlab's logits against timm's for the fixture's inputs at each stored size, on `device`:
+// float32 within 1e-4 relative everywhere; float64 (CPU) to rounding: 1e-9 at the stored size,
+// 1e-6 where both sides resampled the position table in float32 with their own kernels.
+void expect_parity(const std::string& dir, const torch::Device& device) {
+  const auto expected = expected_of(dir);
+  const ModelConfig stored = read_checkpoint_config(dir);
+  int sizes_checked = 0;
+  for (const std::string suffix : {"", "_resampled"}) {
+    if (!expected.count("inputs" + suffix)) continue;
+    const torch::Tensor x = expected.at("inputs" + suffix), logits = expected.at("logits" + suffix);
+    ModelConfig c = stored;
+    c.image_size = static_cast<int>(x.size(-1));
+    ViT model = load_model(dir, c);
+    model->eval();
+    model->to(device);
+    torch::NoGradGuard no_grad;
+    EXPECT_LE(relative_error(model->forward(x.to(device)), logits), 1e-4) << dir << " float32 " << suffix;
+    if (device.is_cpu()) {
+      model->to(torch::kDouble);
+      EXPECT_LE(relative_error(model->forward(x.to(torch::kDouble)), logits), suffix.empty() ? 1e-9 : 1e-6)
+          << dir << " float64 " << suffix;
+    }
+    ++sizes_checked;
+  }
+  EXPECT_GE(sizes_checked, 1) << dir << ": no inputs in expected.safetensors";
+}
+
+TEST(TimmParity, CommittedFixturesCoverTheCases) {
+  // The committed set: class token, average pooling with LayerScale, no class token; f32,
+  // bf16 and f16 weights; resampling up and down; timm's evaluation transform.
+  std::set<std::string> dtypes;
+  int resampled = 0, with_images = 0;
+  for (const auto& dir : parity_fixtures()) {
+    if (dir.rfind(VITLAB_FIXTURES, 0) != 0) continue;
+    for (const auto& [name, t] : load_safetensors(join_path(dir, "model.safetensors")))
+      dtypes.insert(c10::toString(t.scalar_type()));
+    const auto e = expected_of(dir);
+    resampled += e.count("inputs_resampled");
+    with_images += e.count("pixels");
+  }
+  EXPECT_EQ(dtypes, (std::set<std::string>{"BFloat16", "Float", "Half"}));
+  EXPECT_GE(resampled, 2);
+  EXPECT_GE(with_images, 1);
+}
+
+TEST(TimmParity, LogitsMatchTimmOnCpu) {
+  const auto dirs = parity_fixtures();
+  ASSERT_GE(dirs.size(), 3u) << "the committed fixtures are missing from " << VITLAB_FIXTURES;
+  for (const auto& dir : dirs) expect_parity(dir, torch::kCPU);
+}
+
+TEST(TimmParity, LogitsMatchTimmOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
+  configure_tf32(false);  // float32 products in float32, as the 1e-4 needs
+  for (const auto& dir : parity_fixtures()) expect_parity(dir, torch::Device(torch::kCUDA));
+}
+
+// Position-table resampling is timm's: the identity at the same grid, the class-token row kept,
+// a constant table stays constant (the antialiased bicubic weights sum to one), and a table
+// that is linear along the grid stays close to linear when upsampled.
+TEST(TimmParity, PositionTableResampling) {
+  auto pos = torch::randn({1, 1 + 16, 8});
+  EXPECT_TRUE(torch::equal(resample_pos_embed(pos, 1, 4), pos));
+  auto up = resample_pos_embed(pos, 1, 6);
+  ASSERT_EQ(up.sizes(), (std::vector<int64_t>{1, 37, 8}));
+  EXPECT_TRUE(torch::equal(up.narrow(1, 0, 1), pos.narrow(1, 0, 1)));
+  auto flat = torch::full({1, 9, 4}, 0.75);
+  EXPECT_TRUE(torch::allclose(resample_pos_embed(flat, 0, 2), torch::full({1, 4, 4}, 0.75), 1e-6, 1e-6));
+  // The error a model built for another size gets when the table cannot be resampled.
+  ModelConfig c;
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 16, c.patch_size = 4;
+  ViT small(c);
+  TempDir dir;
+  NamedTensors t = model_tensors(small);
+  for (auto& [name, v] : t)
+    if (name == "pos_embed") v = torch::zeros({1, 1 + 15, 16});  // not a square grid
+  save_safetensors(dir / "model.safetensors", t, {});
+  c.image_size = 24;
+  ViT big(c);
+  EXPECT_NE(error_of([&] { load_weights(big, dir / "model.safetensors"); }).find("pos_embed"), std::string::npos);
+}
+
+// vitlab's MHA models go out as timm checkpoints and come back (through timm's config) as the
+// same function; what timm cannot hold is refused by name.
+TEST(TimmParity, ExportRoundTrips) {
+  ModelConfig c;
+  c.dim = 24, c.depth = 2, c.heads = 3, c.image_size = 12, c.patch_size = 4, c.in_chans = 1, c.num_classes = 7;
+  c.pool = "mean", c.class_token = true, c.fc_norm = true, c.layer_scale = 0.5, c.mean = {0.3}, c.std = {0.4};
+  ViT src(c);
+  src->eval();
+  TempDir dir;
+  save_timm_checkpoint(dir / "t", src);
+  const json written = read_json_file(dir / "t/config.json");
+  EXPECT_TRUE(is_timm_config(written));
+  EXPECT_EQ(written["model_args"]["init_values"], 0.5);
+  EXPECT_EQ(written["pretrained_cfg"]["input_size"], json({1, 12, 12}));
+  ViT back = load_model(dir / "t");
+  back->eval();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({3, 1, 12, 12});
+  EXPECT_TRUE(torch::equal(back->forward(x), src->forward(x)));
+  EXPECT_EQ(to_json(back->cfg)["mean"], json({0.3}));
+
+  c.attention = {"gqa", json{{"kv_heads", 1}}};
+  ViT gqa(c);
+  EXPECT_NE(error_of([&] { save_timm_checkpoint(dir / "g", gqa); }).find("model.attention"), std::string::npos);
+  EXPECT_FALSE(path_exists(dir / "g"));
+  c.attention = {};
+  c.norm_eps = 1e-5;
+  EXPECT_NE(error_of([&] { timm_config_from_model(c); }).find("model.norm_eps"), std::string::npos);
 }

@@ -33,8 +33,9 @@ int run_app(const char* name, const std::function<int()>& body) {
   return 1;
 }
 
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& sets) {
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& sets, const json* model) {
   json doc = path.empty() ? json::object() : read_json_file(path);
+  if (model) doc["model"] = *model;
   for (const auto& s : sets) apply_override(doc, s);
   try {
     RunConfig cfg = run_from_json(doc);

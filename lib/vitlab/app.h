@@ -23,8 +23,10 @@ int run_app(const char* name, const std::function<int()>& body);
 // The one-line message of any exception (LibTorch's without its backtrace).
 std::string error_message(const std::exception& e);
 
-// Reads the run config file (or the defaults when `path` is empty), applies the --set
-// assignments in order and parses the result strictly.
-RunConfig load_run_config(const std::string& path, const std::vector<std::string>& sets);
+// Reads the run config file (or the defaults when `path` is empty), replaces its model section
+// by `model` when given (fine-tuning: the checkpoint's model), applies the --set assignments in
+// order and parses the result strictly.
+RunConfig load_run_config(const std::string& path, const std::vector<std::string>& sets,
+                          const json* model = nullptr);
 
 }  // namespace vitlab

@@ -152,6 +152,10 @@ void DataConfig::validate() const {
   check(!spec.empty(), "data.spec", "must not be empty");
   check(val_size >= 0, "data.val_size", "must be >= 0");
   check(image_size >= 0, "data.image_size", "must be >= 0");
+  check(crop_pct >= 0 && crop_pct <= 1, "data.crop_pct", "must be in (0, 1], or 0 (no crop)");
+  check(crop_pct == 0 || image_size > 0, "data.crop_pct", "needs data.image_size");
+  check(interpolation == "bilinear" || interpolation == "bicubic", "data.interpolation",
+        "must be \"bilinear\" or \"bicubic\", got \"" + interpolation + "\"");
   check(channels == 0 || channels == 1 || channels == 3, "data.channels", "must be 0, 1 or 3");
   check(workers >= 0, "data.workers", "must be >= 0");
   check(synthetic.train > 0 && synthetic.test > 0, "data.synthetic", "train and test must be positive");
@@ -210,13 +214,17 @@ json to_json(const ModelConfig& c) {
 
 json to_json(const DataConfig& c) {
   const auto& s = c.synthetic;
-  return json{{"spec", c.spec},
-              {"val_size", c.val_size},
-              {"image_size", c.image_size},
-              {"channels", c.channels},
-              {"workers", c.workers},
-              {"synthetic", {{"train", s.train}, {"test", s.test}, {"classes", s.classes},
-                             {"image_size", s.image_size}, {"channels", s.channels}, {"seed", s.seed}}}};
+  json j{{"spec", c.spec},
+         {"val_size", c.val_size},
+         {"image_size", c.image_size},
+         {"channels", c.channels},
+         {"workers", c.workers},
+         {"synthetic", {{"train", s.train}, {"test", s.test}, {"classes", s.classes},
+                        {"image_size", s.image_size}, {"channels", s.channels}, {"seed", s.seed}}}};
+  // Written only when set, so the records of earlier runs still match on --resume.
+  if (c.crop_pct > 0) j["crop_pct"] = c.crop_pct;
+  if (c.interpolation != "bilinear") j["interpolation"] = c.interpolation;
+  return j;
 }
 
 json to_json(const TrainConfig& c) {
@@ -301,6 +309,8 @@ DataConfig data_from_json(const json& j, const std::string& path) {
   f.get("spec", c.spec);
   f.get("val_size", c.val_size);
   f.get("image_size", c.image_size);
+  f.get("crop_pct", c.crop_pct);
+  f.get("interpolation", c.interpolation);
   f.get("channels", c.channels);
   f.get("workers", c.workers);
   if (const json* s = f.object("synthetic")) {

@@ -72,6 +72,12 @@ struct DataConfig {
   std::string spec = "fashion-mnist";
   int val_size = 5000;  // the last val_size training images, held out for model selection
   int image_size = 0;   // resize every image to this square size (0: keep the data's size)
+  // With image_size: timm's evaluation transform. crop_pct > 0 resizes the shorter side to
+  // floor(image_size / crop_pct) and takes the centre image_size x image_size crop; 0 resizes
+  // the whole image to image_size x image_size. interpolation: "bilinear" or "bicubic"
+  // (antialiased, as PIL resizes).
+  double crop_pct = 0.0;
+  std::string interpolation = "bilinear";
   int channels = 0;     // image folders: 1 or 3 (0: 3)
   int workers = 0;      // image-folder decoding threads (0: all cores)
   SyntheticConfig synthetic;

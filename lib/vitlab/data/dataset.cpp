@@ -1,5 +1,7 @@
 #include "vitlab/data/dataset.h"
 
+#include <cmath>
+
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 
@@ -20,21 +22,47 @@ json Splits::describe() const {
               {"channels", channels()}, {"classes", num_classes}};
 }
 
-torch::Tensor resize_images(const torch::Tensor& images, int64_t size) {
+torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double crop_pct,
+                            const std::string& interpolation) {
   namespace F = torch::nn::functional;
-  if (images.size(2) == size && images.size(3) == size) return images;
-  auto out = torch::empty({images.size(0), images.size(1), size, size}, torch::kUInt8);
-  for (int64_t i = 0; i < images.size(0); i += 1024) {  // chunks keep the float copy small
-    auto x = images.slice(0, i, i + 1024).to(torch::kFloat);
-    bool shrink = size < images.size(2) || size < images.size(3);
-    auto y = F::interpolate(x, F::InterpolateFuncOptions()
-                                   .size(std::vector<int64_t>{size, size})
-                                   .mode(torch::kBilinear)
-                                   .align_corners(false)
-                                   .antialias(shrink));
-    out.slice(0, i, i + 1024).copy_(y.round().clamp(0, 255).to(torch::kUInt8));
+  const int64_t H = images.size(2), W = images.size(3);
+  int64_t rh = size, rw = size;  // the size of the resize before the crop
+  if (crop_pct > 0) {
+    // Python's math.floor(size / crop_pct), then int(short * long / short) for the longer side.
+    const auto scale = static_cast<int64_t>(std::floor(static_cast<double>(size) / crop_pct));
+    const auto other = static_cast<int64_t>(static_cast<double>(scale) * std::max(H, W) / std::min(H, W));
+    rh = H <= W ? scale : other;
+    rw = H <= W ? other : scale;
   }
-  return out;
+  torch::Tensor out = images;
+  if (rh != H || rw != W) {
+    out = torch::empty({images.size(0), images.size(1), rh, rw}, torch::kUInt8);
+    const bool bicubic = interpolation == "bicubic";
+    const bool pil = bicubic || rh < H || rw < W;  // antialiased: PIL's filters
+    F::InterpolateFuncOptions::mode_t mode = torch::kBilinear;
+    if (bicubic) mode = torch::kBicubic;
+    auto resize = [&](const torch::Tensor& x, int64_t h, int64_t w) {
+      auto y = F::interpolate(x.to(torch::kFloat), F::InterpolateFuncOptions()
+                                                     .size(std::vector<int64_t>{h, w})
+                                                     .mode(mode)
+                                                     .align_corners(false)
+                                                     .antialias(pil));
+      return y.round().clamp(0, 255).to(torch::kUInt8);
+    };
+    for (int64_t i = 0; i < images.size(0); i += 1024) {  // chunks keep the float copy small
+      auto x = images.slice(0, i, i + 1024);
+      // PIL resizes in two passes, width first, rounding to 8 bits in between; so does this
+      // (an antialiased pass at scale 1 is the identity), which brings it within one grey level
+      // of PIL's fixed-point arithmetic.
+      if (pil && rw != W) x = resize(x, H, rw);
+      out.slice(0, i, i + 1024).copy_(resize(x, rh, rw));
+    }
+  }
+  if (rh == size && rw == size) return out;
+  // torchvision's CenterCrop: offsets int(round((H - size) / 2.0)), Python rounding half to even.
+  const auto top = static_cast<int64_t>(std::nearbyint((rh - size) / 2.0));
+  const auto left = static_cast<int64_t>(std::nearbyint((rw - size) / 2.0));
+  return out.slice(2, top, top + size).slice(3, left, left + size).contiguous();  // (B, C, size, size)
 }
 
 static bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
@@ -63,9 +91,9 @@ Splits load_data(const DataConfig& cfg) {
     fail("data.spec: unknown dataset '", spec,
          "' (expected fashion-mnist, idx:PATH_PREFIX, cifar10:DIR, cifar100:DIR, folder:DIR or synthetic)");
   }
-  if (cfg.image_size > 0) {
-    s.train.images = resize_images(s.train.images, cfg.image_size);
-    s.test.images = resize_images(s.test.images, cfg.image_size);
+  if (cfg.image_size > 0 && !starts_with(spec, "folder:")) {  // image folders resize as they decode
+    s.train.images = resize_images(s.train.images, cfg.image_size, cfg.crop_pct, cfg.interpolation);
+    s.test.images = resize_images(s.test.images, cfg.image_size, cfg.crop_pct, cfg.interpolation);
   }
   const int64_t n = s.train.size();
   if (cfg.val_size > 0 && n > 0) {

@@ -41,8 +41,12 @@ Splits load_cifar(const std::string& dir, int classes);  // classes: 10 or 100
 Splits load_image_folder(const std::string& dir, const DataConfig& cfg);
 Splits make_synthetic(const SyntheticConfig& cfg);
 
-// Resizes uint8 images to size x size (bilinear, antialiased when shrinking).
-torch::Tensor resize_images(const torch::Tensor& images, int64_t size);
+// Resizes uint8 images (B, C, H, W) to (B, C, size, size). crop_pct 0: the whole image
+// (bilinear antialiased when shrinking, or bicubic antialiased as PIL). crop_pct > 0: timm's
+// evaluation transform (torchvision Resize(int) then CenterCrop): the shorter side to
+// floor(size / crop_pct), the longer in proportion, then the centre size x size crop.
+torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double crop_pct = 0.0,
+                            const std::string& interpolation = "bilinear");
 
 // Fails with a message naming the data and the model settings to change when they disagree.
 void check_data_fits_model(const Splits& data, const ModelConfig& model);

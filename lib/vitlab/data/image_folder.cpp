@@ -72,9 +72,7 @@ Dataset decode_split(const std::string& root, const std::vector<std::string>& cl
       std::string problem;
       if (img.empty()) {
         problem = path + ": unreadable image";
-      } else if (cfg.image_size > 0) {
-        cv::resize(img, img, cv::Size(W, H), 0, 0, img.rows > H ? cv::INTER_AREA : cv::INTER_LINEAR);
-      } else if (img.rows != H || img.cols != W) {
+      } else if (cfg.image_size == 0 && (img.rows != H || img.cols != W)) {
         problem = path + ": image is " + std::to_string(img.cols) + "x" + std::to_string(img.rows) + " but " +
                   files[0].first + " is " + std::to_string(W) + "x" + std::to_string(H) +
                   " (set data.image_size to resize all images)";
@@ -85,10 +83,12 @@ Dataset decode_split(const std::string& root, const std::vector<std::string>& cl
         return;
       }
       if (channels == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
-      // HWC (OpenCV) -> CHW (vitlab).
-      auto hwc = torch::from_blob(img.data, {H, W, channels}, {static_cast<int64_t>(img.step[0]), channels, 1},
-                                  torch::kUInt8);
-      images[i].copy_(hwc.permute({2, 0, 1}));
+      // HWC (OpenCV) -> CHW (vitlab), then the resize (and crop) every dataset gets.
+      auto hwc = torch::from_blob(img.data, {img.rows, img.cols, channels},
+                                  {static_cast<int64_t>(img.step[0]), channels, 1}, torch::kUInt8);
+      auto chw = hwc.permute({2, 0, 1}).unsqueeze(0);  // (1, C, h, w)
+      if (cfg.image_size > 0) chw = resize_images(chw, cfg.image_size, cfg.crop_pct, cfg.interpolation);
+      images[i].copy_(chw[0]);
       labels[i] = label;
     }
   };

@@ -1,6 +1,7 @@
 #include "vitlab/io/timm.h"
 
 #include <regex>
+#include <set>
 
 #include "vitlab/error.h"
 
@@ -90,6 +91,61 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
     fail(where, ": ", e.what());
   }
   return c;
+}
+
+void apply_timm_eval_transform(const json& j, const std::string& where, DataConfig& data) {
+  data.crop_pct = 0.9, data.interpolation = "bicubic";  // timm's ViT _cfg
+  const auto pc = j.find("pretrained_cfg");
+  if (pc == j.end() || !pc->is_object()) return;
+  if (const auto v = pc->find("crop_pct"); v != pc->end() && !v->is_null()) {
+    if (!v->is_number() || v->get<double>() <= 0 || v->get<double>() > 1)
+      fail(where, ": pretrained_cfg.crop_pct: expected a number in (0, 1], got ", v->dump());
+    data.crop_pct = v->get<double>();
+  }
+  if (const auto v = pc->find("interpolation"); v != pc->end() && !v->is_null()) {
+    if (*v != "bicubic" && *v != "bilinear")
+      fail(where, ": pretrained_cfg.interpolation: ", v->dump(), " is not supported (bicubic, bilinear)");
+    data.interpolation = v->get<std::string>();
+  }
+  if (const auto v = pc->find("crop_mode"); v != pc->end() && !v->is_null() && *v != "center")
+    fail(where, ": pretrained_cfg.crop_mode: ", v->dump(), " is not supported (center)");
+}
+
+json timm_config_from_model(const ModelConfig& c) {
+  auto refuse = [](const std::string& key, const std::string& why) {
+    fail("model.", key, ": ", why, ", so the model cannot be written as a timm ViT");
+  };
+  if (c.attention.name != "mha") refuse("attention", "'" + c.attention.name + "' is not timm's attention (mha)");
+  if (c.pos != "learned" && c.pos != "sincos") refuse("pos", "'" + c.pos + "' has no timm position table");
+  if (c.head_dim > 0 && c.head_dim * c.heads != c.dim) refuse("head_dim", "timm's head width is dim / heads");
+  if (c.norm_eps != 1e-6) refuse("norm_eps", "timm's ViT LayerNorm uses eps 1e-6");
+  // A registered timm name of the same size where there is one; model_args say everything anyway.
+  const std::string size = c.dim == 192 ? "tiny" : c.dim == 384 ? "small" : c.dim == 1024 ? "large" : "base";
+  static const std::set<std::string> registered{"16_224", "16_384", "32_224", "32_384"};
+  const std::string ps = std::to_string(c.patch_size) + "_" + std::to_string(c.image_size);
+  const std::string arch = "vit_" + size + "_patch" + (registered.count(ps) ? ps : std::string("16_224"));
+  const std::string pool = c.pool == "cls" ? "token" : "avg";
+  auto channels = [&](std::vector<double> v) {
+    if (v.size() == 1) v.assign(c.in_chans, v[0]);
+    return v;
+  };
+  json model_args{{"img_size", c.image_size}, {"patch_size", c.patch_size},  {"in_chans", c.in_chans},
+                  {"num_classes", c.num_classes}, {"embed_dim", c.dim},     {"depth", c.depth},
+                  {"num_heads", c.heads},     {"mlp_ratio", c.mlp_ratio},   {"qkv_bias", c.qkv_bias},
+                  {"class_token", c.has_class_token()}, {"global_pool", pool}, {"fc_norm", c.fc_norm},
+                  {"init_values", c.layer_scale > 0 ? json(c.layer_scale) : json(nullptr)}};
+  json pretrained{{"input_size", {c.in_chans, c.image_size, c.image_size}},
+                  {"fixed_input_size", true},
+                  {"interpolation", "bilinear"},
+                  {"crop_pct", 1.0},
+                  {"crop_mode", "center"},
+                  {"mean", channels(c.mean)},
+                  {"std", channels(c.std)},
+                  {"num_classes", c.num_classes},
+                  {"first_conv", "patch_embed.proj"},
+                  {"classifier", "head"}};
+  return json{{"architecture", arch}, {"num_classes", c.num_classes}, {"num_features", c.dim},
+              {"global_pool", pool}, {"model_args", model_args}, {"pretrained_cfg", pretrained}};
 }
 
 }  // namespace vitlab

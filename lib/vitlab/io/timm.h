@@ -18,4 +18,15 @@ bool is_timm_config(const json& j);
 // token, attention pooling) is an error naming `where` and the key.
 ModelConfig model_from_timm_config(const json& j, const std::string& where);
 
+// timm's evaluation preprocessing from pretrained_cfg: data.crop_pct and data.interpolation
+// (timm's ViT defaults, 0.9 and bicubic, where the config is silent). Only crop_mode "center".
+void apply_timm_eval_transform(const json& j, const std::string& where, DataConfig& data);
+
+// The config.json timm writes beside a hub model.safetensors, for a vitlab ViT that timm's
+// VisionTransformer can hold: MHA, learned or sin-cos position table (timm learns one; the
+// values carry over), head width dim / heads, LayerNorm eps 1e-6. pretrained_cfg says how vitlab
+// evaluates: whole images (crop_pct 1.0), bilinear, the model's mean and std. Anything else is
+// an error naming the model.* key.
+json timm_config_from_model(const ModelConfig& c);
+
 }  // namespace vitlab

@@ -1,5 +1,7 @@
 #include "vitlab/model/vit.h"
 
+#include <cmath>
+
 #include "vitlab/attention/registry.h"
 
 namespace vitlab {
@@ -71,6 +73,22 @@ torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
   auto table = torch::cat({cols, rows}, 2).reshape({grid * grid, dim});   // (g*g, d)
   if (with_cls) table = torch::cat({torch::zeros({1, dim}, torch::kDouble), table}, 0);
   return table.unsqueeze(0).to(torch::kFloat);                            // (1, N_tokens, d)
+}
+
+torch::Tensor resample_pos_embed(const torch::Tensor& pos, int64_t prefix, int64_t new_grid) {
+  const int64_t n = pos.size(1) - prefix, d = pos.size(2);
+  const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  TORCH_CHECK(g * g == n, "position table of ", pos.size(1), " tokens is not ", prefix, " + a square grid");
+  if (g == new_grid) return pos;
+  // In float32 whatever the stored dtype, as timm (interpolate needs it for half types).
+  auto grid = pos.narrow(1, prefix, n).to(torch::kFloat).reshape({1, g, g, d}).permute({0, 3, 1, 2});  // (1, d, g, g)
+  grid = F::interpolate(grid, F::InterpolateFuncOptions()
+                                  .size(std::vector<int64_t>{new_grid, new_grid})
+                                  .mode(torch::kBicubic)
+                                  .align_corners(false)
+                                  .antialias(true));                                          // (1, d, G, G)
+  grid = grid.permute({0, 2, 3, 1}).reshape({1, new_grid * new_grid, d}).to(pos.scalar_type());  // (1, G*G, d)
+  return torch::cat({pos.narrow(1, 0, prefix), grid}, 1);                                     // (1, prefix + G*G, d)
 }
 
 ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {

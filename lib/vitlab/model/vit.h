@@ -71,6 +71,12 @@ TORCH_MODULE(ViT);
 // 2-D sin-cos position table (MAE / timm): half the width encodes the row, half the column.
 torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls);
 
+// A learned position table (1, prefix + g*g, d) for another grid: the g x g part resampled to
+// new_grid x new_grid (bicubic, antialiased, align_corners false: timm's resample_abs_pos_embed,
+// what timm does when a checkpoint is loaded at another image size); the `prefix` rows (the class
+// token's) are kept. Returns `pos` itself when the grid already fits.
+torch::Tensor resample_pos_embed(const torch::Tensor& pos, int64_t prefix, int64_t new_grid);
+
 // uint8 images (B, C, H, W) -> float, scaled to [0, 1] and normalised by the model's mean/std.
 torch::Tensor preprocess(const torch::Tensor& images, const ModelConfig& c);
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <cmath>
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
@@ -45,6 +46,18 @@ void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Opt
   replace_directory(tmp, dir);
 }
 
+void save_timm_checkpoint(const std::string& dir, ViT& model) {
+  const json config = timm_config_from_model(model->cfg);  // refuses what timm's ViT cannot hold
+  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
+  remove_tree(tmp);
+  ensure_directory(tmp, "--out");
+  // vitlab's MHA ViT already uses timm's names and layouts (qkv fused, patch projection as a
+  // convolution kernel), so the tensors go out as they are.
+  save_safetensors(join_path(tmp, "model.safetensors"), model_tensors(model), {{"format", "pt"}, {"producer", "vitlab"}});
+  atomic_write(join_path(tmp, "config.json"), config.dump(2) + "\n");
+  replace_directory(tmp, dir);
+}
+
 std::string find_checkpoint(const std::string& dir) {
   for (const std::string& d : {dir, dir + ".old"})
     if (path_exists(join_path(d, "model.safetensors")) && path_exists(join_path(d, "config.json"))) return d;
@@ -70,22 +83,36 @@ void load_weights(ViT& model, const std::string& path) {
   for (auto& [name, t] : model_tensors(model)) {
     auto it = by_name.find(name);
     if (it == by_name.end()) fail(path, ": missing tensor '", name, "' that the model config needs");
-    if (it->second.sizes() != t.sizes())
-      fail(path, ": tensor '", name, "' has shape ", it->second.sizes(), " but the model config needs ", t.sizes());
-    t.copy_(it->second);
+    torch::Tensor value = it->second;
+    // A model built for another image size (fine-tuning or evaluating at a new resolution):
+    // a learned position table is resampled as timm does; a sin-cos one is the model's own.
+    if (name == "pos_embed" && value.sizes() != t.sizes() && value.dim() == 3 && value.size(2) == t.size(2)) {
+      const int64_t prefix = model->cfg.has_class_token() ? 1 : 0;
+      const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(value.size(1) - prefix))));
+      if (model->cfg.pos == "sincos") value = t;
+      else if (g * g == value.size(1) - prefix) value = resample_pos_embed(value, prefix, model->cfg.grid());
+    }
+    if (value.sizes() != t.sizes())
+      fail(path, ": tensor '", name, "' has shape ", value.sizes(), " but the model config needs ", t.sizes());
+    t.copy_(value);
     by_name.erase(it);
   }
   if (!by_name.empty()) fail(path, ": tensor '", by_name.begin()->first, "' is not part of the model config");
 }
 
-ViT load_model(const std::string& path) {
-  const std::string dir = is_regular_file(path) ? parent_path(path) : path;
-  if (!is_directory(dir)) fail(path, ": no such checkpoint directory");
-  const std::string found = find_checkpoint(dir);
-  if (found.empty()) fail(path, ": not a vitlab checkpoint (needs model.safetensors and config.json)");
-  ModelConfig cfg = read_checkpoint_config(found);
-  ViT model(cfg);
-  load_weights(model, join_path(found, "model.safetensors"));
+ViT load_model(const std::string& path, const std::optional<ModelConfig>& config) {
+  std::string weights;
+  if (config && is_regular_file(path)) {
+    weights = path;  // a bare safetensors file with its config given apart (a timm config)
+  } else {
+    const std::string dir = is_regular_file(path) ? parent_path(path) : path;
+    if (!is_directory(dir)) fail(path, ": no such checkpoint directory");
+    const std::string found = find_checkpoint(dir);
+    if (found.empty()) fail(path, ": not a vitlab checkpoint (needs model.safetensors and config.json)");
+    weights = join_path(found, "model.safetensors");
+  }
+  ViT model(config ? *config : read_checkpoint_config(parent_path(weights)));
+  load_weights(model, weights);
   return model;
 }
 

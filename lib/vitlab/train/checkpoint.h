@@ -4,6 +4,7 @@
 // EMA, progress). It is written to a temporary directory and renamed into place.
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 
 #include "vitlab/config.h"
@@ -19,16 +20,23 @@ NamedTensors model_tensors(ViT& model);
 // `optimizer`/`ema` may be null (a weights-only checkpoint); `progress` is the trainer's state.
 void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Optimizer* optimizer,
                      const Ema* ema, const json& progress);
+// A timm checkpoint directory as the Hugging Face hub ships one: model.safetensors with timm's
+// names and timm's config.json (timm_config_from_model); what timm cannot hold is an error.
+void save_timm_checkpoint(const std::string& dir, ViT& model);
 // The directory holding a complete checkpoint at `dir` ("" if none): `dir` itself, or the
 // previous one (`dir`.old) when a crash hit between the two renames of save_checkpoint.
 std::string find_checkpoint(const std::string& dir);
 
 ModelConfig read_checkpoint_config(const std::string& dir);
 // Copies the file's tensors into the model; every name and shape must match, the first
-// mismatch is an Error naming the file and the tensor.
+// mismatch is an Error naming the file and the tensor. The one exception: a model built for
+// another image size gets the file's learned position table resampled to its grid (timm's
+// bicubic resampling; a sin-cos table is recomputed, so the model's own is kept).
 void load_weights(ViT& model, const std::string& safetensors_path);
 // Builds the model of a checkpoint directory (or a model.safetensors inside one) and loads it.
-ViT load_model(const std::string& path);
+// `config`, when given, is the model to build instead of the checkpoint's config.json (a timm
+// config kept apart, another image size); `path` may then be a bare safetensors file.
+ViT load_model(const std::string& path, const std::optional<ModelConfig>& config = std::nullopt);
 // After load_weights(model, dir/model.safetensors): restores the optimizer and, with EMA, the
 // averaged and raw weights. Returns the trainer's progress JSON.
 json load_train_state(const std::string& dir, ViT& model, torch::optim::Optimizer& optimizer, Ema* ema,

@@ -86,7 +86,11 @@ json train(const TrainRequest& req) {
   if (!req.init_from.empty()) {
     const std::string found = find_checkpoint(req.init_from);
     if (found.empty()) fail("--init-from ", req.init_from, ": not a vitlab checkpoint");
-    load_weights(model, join_path(found, "model.safetensors"));
+    try {
+      load_weights(model, join_path(found, "model.safetensors"));
+    } catch (const Error& e) {
+      fail("--init-from ", req.init_from, ": the weights do not fit the model (", e.what(), ")");
+    }
   }
   model->to(device);
 
