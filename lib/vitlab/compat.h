@@ -63,6 +63,16 @@ typename StateMap::key_type optimizer_state_key(const StateMap&, const torch::Te
   }
 }
 
+// Multiplies every tensor by a device scalar: one multi-tensor kernel from LibTorch 2.1 (the
+// Tensor overload of _foreach_mul_), one kernel per tensor before.
+inline void foreach_mul_(std::vector<torch::Tensor>& tensors, const torch::Tensor& scalar) {
+#if VITLAB_TORCH_AT_LEAST(2, 1)
+  at::_foreach_mul_(tensors, scalar);
+#else
+  for (auto& t : tensors) t.mul_(scalar);
+#endif
+}
+
 // PyTorch's fused AdamW kernel (torch.optim.AdamW(fused=True)), CUDA float32 tensors.
 constexpr bool kHasFusedAdamW = VITLAB_TORCH_AT_LEAST(2, 4);
 
