@@ -1,22 +1,23 @@
 #!/usr/bin/env bash
 # Issue 8's sweep: Tucker attention against MHA, GQA/MQA, MLA, TPA, MLR and BTT at attention
 # budgets from about 1/20x to 1x of MHA's, 3 seeds, then the summary and the plot.
-# Usage: experiments/tucker_vs_attention/run.sh reduced|full [BUILD_DIR [OUT_DIR [SWEEP_ARGS...]]]
+# Usage: experiments/tucker_vs_attention/run.sh reduced|unequal|full [BUILD_DIR [OUT_DIR [SWEEP_ARGS...]]]
 #   reduced: spec_reduced.json on the CPU, 2 runs at a time on one thread each (under 30 min on 2 cores)
+#   unequal: spec_unequal.json, the follow-up with unequal Tucker ranks, the same way (about 5 min)
 #   full:    spec_full.json on a GPU, 2 runs at a time on it; spread over calls or machines with
 #            --shard i/n (then `vit_sweep --summarize` over the shard folders)
 # Resumable: rerun the same command after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-size=${1:?reduced or full}
+size=${1:?reduced, unequal or full}
 build=${2:-build}
 out=${3:-experiments/tucker_vs_attention/results_$size}
 shift $(( $# < 3 ? $# : 3 ))
 here=experiments/tucker_vs_attention
 case $size in
-  reduced) devices=(--jobs 2 --threads 1) ;;
+  reduced|unequal) devices=(--jobs 2 --threads 1) ;;
   full) devices=(--jobs 2 --devices 0,0) ;;
-  *) echo "run.sh: error: the first argument is reduced or full, not '$size'" >&2; exit 1 ;;
+  *) echo "run.sh: error: the first argument is reduced, unequal or full, not '$size'" >&2; exit 1 ;;
 esac
 start=$SECONDS
 "$build/apps/vit_sweep" "$here/spec_$size.json" --out "$out" "${devices[@]}" "$@"
