@@ -237,6 +237,12 @@ TEST(Cli, RanksConvertEvaluateAndFineTune) {
           " --set data.val_size=100 --out " + dir / "ft24");
   ASSERT_EQ(o.status, 0) << o.text;
   EXPECT_EQ(read_json_file(dir / "ft24/result.json")["model"]["image_size"], 24);
+  // ... and to another label set: a new classifier, the rest from the checkpoint.
+  o = run(kTrain + " --config " + dir / "c.json" + " --init-from " + dir / "src/checkpoint" +
+          " --set model.num_classes=4 --set data.synthetic.classes=4 --set train.epochs=1"
+          " --set data.synthetic.train=400 --set data.val_size=100 --out " + dir / "ft4");
+  ASSERT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(read_json_file(dir / "ft4/result.json")["model"]["num_classes"], 4);
 
   // Written as a timm checkpoint: timm's config beside the weights; vit_eval then uses timm's
   // evaluation transform from it (vitlab's own: whole images, bilinear) and needs --data.

@@ -76,7 +76,7 @@ ModelConfig read_checkpoint_config(const std::string& dir) {
   }
 }
 
-void load_weights(ViT& model, const std::string& path) {
+void load_weights(ViT& model, const std::string& path, bool new_head) {
   auto file = load_safetensors(path);
   std::map<std::string, torch::Tensor> by_name(file.begin(), file.end());
   torch::NoGradGuard no_grad;
@@ -92,6 +92,7 @@ void load_weights(ViT& model, const std::string& path) {
       if (model->cfg.pos == "sincos") value = t;
       else if (g * g == value.size(1) - prefix) value = resample_pos_embed(value, prefix, model->cfg.grid());
     }
+    if (new_head && name.rfind("head.", 0) == 0 && value.sizes() != t.sizes()) value = t;
     if (value.sizes() != t.sizes())
       fail(path, ": tensor '", name, "' has shape ", value.sizes(), " but the model config needs ", t.sizes());
     t.copy_(value);

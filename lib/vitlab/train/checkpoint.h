@@ -31,8 +31,10 @@ ModelConfig read_checkpoint_config(const std::string& dir);
 // Copies the file's tensors into the model; every name and shape must match, the first
 // mismatch is an Error naming the file and the tensor. The one exception: a model built for
 // another image size gets the file's learned position table resampled to its grid (timm's
-// bicubic resampling; a sin-cos table is recomputed, so the model's own is kept).
-void load_weights(ViT& model, const std::string& safetensors_path);
+// bicubic resampling; a sin-cos table is recomputed, so the model's own is kept). With
+// `new_head`, a classifier (head.*) of another number of classes keeps the model's fresh
+// initialisation (fine-tuning to another label set, as timm does for num_classes).
+void load_weights(ViT& model, const std::string& safetensors_path, bool new_head = false);
 // Builds the model of a checkpoint directory (or a model.safetensors inside one) and loads it.
 // `config`, when given, is the model to build instead of the checkpoint's config.json (a timm
 // config kept apart, another image size); `path` may then be a bare safetensors file.
