@@ -25,8 +25,8 @@ int main(int argc, char** argv) {
   app.add_option("--init-from", init_from,
                  "Start from this checkpoint's weights (fine-tuning, e.g. after vit_convert, or a timm checkpoint); "
                  "the model is the checkpoint's, changed by any --set model.* (model.image_size resamples the "
-                 "position embeddings as timm does, model.num_classes starts a new classifier; the other "
-                 "weights must fit the result)");
+                 "position embeddings as timm does, model.num_classes starts a new classifier, model.in_chans=1 "
+                 "sums an RGB patch kernel; the other weights must fit the result)");
   app.add_option("--threads", threads, "CPU threads (default: train.threads, 0 = all cores)");
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N (default: train.device)");
   CLI11_PARSE(app, argc, argv);

@@ -221,3 +221,32 @@ TEST(TimmParity, ExportRoundTrips) {
   c.norm_eps = 1e-5;
   EXPECT_NE(error_of([&] { timm_config_from_model(c); }).find("model.norm_eps"), std::string::npos);
 }
+
+// Fine-tuning adapts pretrained weights as timm does: a one-channel model takes an RGB patch
+// kernel summed over its channels (so a gray image gives what the RGB model gives on it
+// repeated three times), and a classifier of another size starts fresh; without fine_tune
+// both are shape errors.
+TEST(TimmParity, FineTuningAdaptsChannelsAndClassifier) {
+  ModelConfig c;
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.in_chans = 3, c.num_classes = 5;
+  ViT rgb(c);
+  rgb->eval();
+  TempDir dir;
+  save_safetensors(dir / "model.safetensors", model_tensors(rgb), {});
+  c.in_chans = 1;
+  ViT gray(c);
+  gray->eval();
+  EXPECT_NE(error_of([&] { load_weights(gray, dir / "model.safetensors"); }).find("patch_embed.proj.weight"),
+            std::string::npos);
+  load_weights(gray, dir / "model.safetensors", /*fine_tune=*/true);
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 1, 8, 8});
+  EXPECT_TRUE(torch::allclose(gray->forward(x), rgb->forward(x.repeat({1, 3, 1, 1})), 1e-5, 1e-6));
+
+  c.num_classes = 3;
+  ViT three(c);
+  const torch::Tensor fresh = three->head->weight.clone();
+  load_weights(three, dir / "model.safetensors", /*fine_tune=*/true);
+  EXPECT_TRUE(torch::equal(three->head->weight, fresh));
+  EXPECT_TRUE(torch::equal(three->blocks[0]->as<Block>()->attn->parameters()[0], rgb->blocks[0]->as<Block>()->attn->parameters()[0]));
+}

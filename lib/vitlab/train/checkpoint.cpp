@@ -76,7 +76,7 @@ ModelConfig read_checkpoint_config(const std::string& dir) {
   }
 }
 
-void load_weights(ViT& model, const std::string& path, bool new_head) {
+void load_weights(ViT& model, const std::string& path, bool fine_tune) {
   auto file = load_safetensors(path);
   std::map<std::string, torch::Tensor> by_name(file.begin(), file.end());
   torch::NoGradGuard no_grad;
@@ -92,7 +92,10 @@ void load_weights(ViT& model, const std::string& path, bool new_head) {
       if (model->cfg.pos == "sincos") value = t;
       else if (g * g == value.size(1) - prefix) value = resample_pos_embed(value, prefix, model->cfg.grid());
     }
-    if (new_head && name.rfind("head.", 0) == 0 && value.sizes() != t.sizes()) value = t;
+    if (fine_tune && name.rfind("head.", 0) == 0 && value.sizes() != t.sizes()) value = t;
+    // A gray image x through the summed kernel is the RGB kernel on (x, x, x).
+    if (fine_tune && name == "patch_embed.proj.weight" && value.dim() == 4 && value.size(1) == 3 && t.size(1) == 1)
+      value = value.to(torch::kFloat).sum(1, /*keepdim=*/true);  // (d, 3, p, p) -> (d, 1, p, p)
     if (value.sizes() != t.sizes())
       fail(path, ": tensor '", name, "' has shape ", value.sizes(), " but the model config needs ", t.sizes());
     t.copy_(value);

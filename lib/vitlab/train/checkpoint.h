@@ -32,9 +32,10 @@ ModelConfig read_checkpoint_config(const std::string& dir);
 // mismatch is an Error naming the file and the tensor. The one exception: a model built for
 // another image size gets the file's learned position table resampled to its grid (timm's
 // bicubic resampling; a sin-cos table is recomputed, so the model's own is kept). With
-// `new_head`, a classifier (head.*) of another number of classes keeps the model's fresh
-// initialisation (fine-tuning to another label set, as timm does for num_classes).
-void load_weights(ViT& model, const std::string& safetensors_path, bool new_head = false);
+// `fine_tune`, as timm adapts pretrained weights: a classifier (head.*) of another number of
+// classes keeps the model's fresh initialisation, and an RGB patch kernel loads into a
+// one-channel model summed over its channels (timm's adapt_input_conv).
+void load_weights(ViT& model, const std::string& safetensors_path, bool fine_tune = false);
 // Builds the model of a checkpoint directory (or a model.safetensors inside one) and loads it.
 // `config`, when given, is the model to build instead of the checkpoint's config.json (a timm
 // config kept apart, another image size); `path` may then be a bare safetensors file.

@@ -87,7 +87,7 @@ json train(const TrainRequest& req) {
     const std::string found = find_checkpoint(req.init_from);
     if (found.empty()) fail("--init-from ", req.init_from, ": not a vitlab checkpoint");
     try {
-      load_weights(model, join_path(found, "model.safetensors"), /*new_head=*/true);
+      load_weights(model, join_path(found, "model.safetensors"), /*fine_tune=*/true);
     } catch (const Error& e) {
       fail("--init-from ", req.init_from, ": the weights do not fit the model (", e.what(), ")");
     }
