@@ -56,8 +56,7 @@ int main(int argc, char** argv) {
     }
     const vitlab::json config_json = vitlab::read_json_file(config_path);
     const bool timm = vitlab::is_timm_config(config_json);
-    vitlab::ModelConfig mc = timm ? vitlab::model_from_timm_config(config_json, config_path)
-                                  : vitlab::read_checkpoint_config(vitlab::parent_path(config_path));
+    vitlab::ModelConfig mc = vitlab::checkpoint_config_from_json(config_json, config_path);
     if (image_size > 0) {
       mc.image_size = image_size;
       try {

@@ -64,16 +64,19 @@ std::string find_checkpoint(const std::string& dir) {
   return "";
 }
 
-ModelConfig read_checkpoint_config(const std::string& dir) {
-  const std::string path = join_path(dir, "config.json");
-  if (!path_exists(path)) fail(dir, ": not a vitlab checkpoint (no config.json)");
-  const json j = read_json_file(path);
+ModelConfig checkpoint_config_from_json(const json& j, const std::string& path) {
   if (is_timm_config(j)) return model_from_timm_config(j, path);  // a timm checkpoint from the hub
   try {
     return model_from_json(j, "model");
   } catch (const Error& e) {
     fail(path, ": ", e.what());
   }
+}
+
+ModelConfig read_checkpoint_config(const std::string& dir) {
+  const std::string path = join_path(dir, "config.json");
+  if (!path_exists(path)) fail(dir, ": not a vitlab checkpoint (no config.json)");
+  return checkpoint_config_from_json(read_json_file(path), path);
 }
 
 void load_weights(ViT& model, const std::string& path, bool fine_tune) {

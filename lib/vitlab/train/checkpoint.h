@@ -27,6 +27,8 @@ void save_timm_checkpoint(const std::string& dir, ViT& model);
 // previous one (`dir`.old) when a crash hit between the two renames of save_checkpoint.
 std::string find_checkpoint(const std::string& dir);
 
+// A checkpoint's config.json, vitlab's ModelConfig or timm's hub config; errors name `path`.
+ModelConfig checkpoint_config_from_json(const json& j, const std::string& path);
 ModelConfig read_checkpoint_config(const std::string& dir);
 // Copies the file's tensors into the model; every name and shape must match, the first
 // mismatch is an Error naming the file and the tensor. The one exception: a model built for
