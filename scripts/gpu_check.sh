@@ -4,7 +4,7 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, parity, fmnist. The build always runs first; it is quick when build-gpu is already there (warm machine).
+# and profile, parity, fmnist, tucker_sweep. The build always runs first; it is quick when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 set -euo pipefail
@@ -68,4 +68,21 @@ if has fmnist; then
     --data idx:data/fashion-mnist --device cuda --out /tmp/fmnist-tiny --resume || rc=$?
   echo "fmnist wall this call: $(( SECONDS - start )) s (exit $rc)"
   cp /tmp/fmnist-tiny/result.json "$OUT/fmnist_vit_tiny_result.json" 2>/dev/null || true
+fi
+
+# Issue 8's full sweep (experiments/tucker_vs_attention/spec_full.json), several runs at a time
+# on the one GPU (SWEEP_DEVICES). It resumes like fmnist: SWEEP_LIMIT=SECONDS stops it there
+# (its runs save checkpoints) and the next call on the same machine continues it. The spec reads
+# `fashion-mnist`, the Debian package's path, which the carried copy stands in for here.
+if has tucker_sweep; then
+  if [[ ! -e /usr/share/datasets/fashion-mnist ]]; then
+    mkdir -p /usr/share/datasets && ln -s "$PWD/data/fashion-mnist" /usr/share/datasets/fashion-mnist
+  fi
+  start=$SECONDS
+  rc=0
+  timeout --signal=TERM "${SWEEP_LIMIT:-86400}" ./build-gpu/apps/vit_sweep \
+    experiments/tucker_vs_attention/spec_full.json --out runs/tucker_full \
+    --devices "${SWEEP_DEVICES:-0,0,0,0}" || rc=$?
+  echo "tucker_sweep wall this call: $(( SECONDS - start )) s (exit $rc)"
+  tar czf "$OUT/tucker_full_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock runs/tucker_full
 fi

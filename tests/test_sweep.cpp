@@ -240,6 +240,31 @@ TEST(SweepCli, FailingRunIsIsolatedAndShardSummariesMerge) {
   EXPECT_EQ(not_sweep.text, "vit_sweep: error: " + dir.path + ": not a sweep directory (no sweep.json)\n");
 }
 
+TEST(Sweep, SummaryMergesSeedsIntoMeanAndSampleStd) {
+  auto row = [](const std::string& attention, int seed, double attn, const json& top1) {
+    SummaryRow r;
+    r.name = attention + "__seed-" + std::to_string(seed);
+    r.settings = json{{"model.attention", attention}, {"train.seed", seed}};
+    r.state = top1.is_null() ? "pending" : "done";
+    r.accounting = json{{"params", {{"total", 1000 + attn}, {"attention", attn}}}, {"kv_floats_per_token", 8}};
+    if (!top1.is_null())
+      r.result = json{{"params", {{"total", 1000 + attn}, {"attention", attn}}}, {"kv_floats_per_token", 8},
+                      {"metrics", {{"top1", top1}}}, {"timing", {{"images_per_s", 100.0 + seed}}}};
+    return r;
+  };
+  const std::vector<SummaryRow> rows{row("mha", 0, 400, 80.0), row("mha", 1, 400, 82.0), row("mha", 2, 400, 84.0),
+                                     row("tucker", 0, 100, 79.5), row("tucker", 1, 100, json())};
+  const std::string md = summary_markdown(rows);
+  // mean 82, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2; tucker: one of two done, no spread.
+  EXPECT_NE(md.find("| `mha` | 3/3 | 1,400 | 400 | 1 | 8 | 82.00 +- 2.00 | 101 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `tucker` | 1/2 | 1,100 | 100 | 0.25 | 8 | 79.50 | 100 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| tucker__seed-1 | `tucker` | `1` | pending |"), std::string::npos) << md;
+  // Without a seed axis there is nothing to merge: the per-run table alone.
+  std::vector<SummaryRow> unseeded{rows[0]};
+  unseeded[0].settings.erase("train.seed");
+  EXPECT_EQ(summary_markdown(unseeded).find("Over seeds"), std::string::npos);
+}
+
 namespace {
 
 // A result as vit_train writes it, with the fields vit_plot reads.

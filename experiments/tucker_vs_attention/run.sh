@@ -4,8 +4,11 @@
 # Usage: experiments/tucker_vs_attention/run.sh reduced|unequal|full [BUILD_DIR [OUT_DIR [SWEEP_ARGS...]]]
 #   reduced: spec_reduced.json on the CPU, 2 runs at a time on one thread each (under 30 min on 2 cores)
 #   unequal: spec_unequal.json, the follow-up with unequal Tucker ranks, the same way (about 5 min)
-#   full:    spec_full.json on a GPU, 2 runs at a time on it; spread over calls or machines with
-#            --shard i/n (then `vit_sweep --summarize` over the shard folders)
+#   full:    spec_full.json on a GPU, 4 runs at a time on it (each run is bound by its host thread,
+#            not by the GPU); spread over machines with --shard i/n (then `vit_sweep --summarize`
+#            over the shard folders). On the lent GPU machine, which has no gnuplot, use
+#            `scripts/gpu_check.sh tucker_sweep` instead (the same sweep, stopped and resumed
+#            within each device call) and plot here.
 # Resumable: rerun the same command after an interruption.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +19,7 @@ shift $(( $# < 3 ? $# : 3 ))
 here=experiments/tucker_vs_attention
 case $size in
   reduced|unequal) devices=(--jobs 2 --threads 1) ;;
-  full) devices=(--jobs 2 --devices 0,0) ;;
+  full) devices=(--devices 0,0,0,0) ;;
   *) echo "run.sh: error: the first argument is reduced, unequal or full, not '$size'" >&2; exit 1 ;;
 esac
 start=$SECONDS

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cmath>
 #include <map>
 
 #include "vitlab/error.h"
@@ -129,9 +130,80 @@ std::string summary_csv(const std::vector<SummaryRow>& rows) {
   return out;
 }
 
+namespace {
+
+bool is_seed_key(const std::string& k) { return k == "seed" || (k.size() > 5 && k.compare(k.size() - 5, 5, ".seed") == 0); }
+
+// The per-setting table: runs that differ only in their seed merged into one row, top-1 as
+// mean +- sample standard deviation (n - 1) of the done runs; "vs first" is the attention
+// budget against the first row's (the sweep's first setting, MHA in the issue-8 specs).
+std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::vector<std::string>& keys) {
+  std::vector<std::string> shown;
+  for (const auto& k : keys)
+    if (!is_seed_key(k)) shown.push_back(k);
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<const SummaryRow*>> groups;
+  for (const auto& r : rows) {
+    json id = json::object();
+    for (const auto& k : shown) id[k] = r.settings.value(k, json());
+    const std::string key = id.dump();
+    if (!groups.count(key)) order.push_back(key);
+    groups[key].push_back(&r);
+  }
+  std::string out = "|";
+  std::string rule = "|";
+  for (const auto& k : shown) out += " " + k + " |", rule += "---|";
+  out += " runs done | params | attn params | vs first | KV floats/token | top-1 mean +- std | img/s |\n";
+  out += rule + "---:|---:|---:|---:|---:|---:|---:|\n";
+  double first_attention = 0;
+  for (const auto& key : order) {
+    const auto& members = groups[key];
+    const SummaryRow& r0 = *members.front();
+    std::vector<double> top1, img_s;
+    for (const SummaryRow* r : members) {
+      const json t = metric(*r, "metrics", "top1"), v = metric(*r, "timing", "images_per_s");
+      if (t.is_number()) top1.push_back(t.get<double>());
+      if (v.is_number()) img_s.push_back(v.get<double>());
+    }
+    auto mean = [](const std::vector<double>& v) {
+      double s = 0;
+      for (double x : v) s += x;
+      return s / static_cast<double>(v.size());
+    };
+    std::string acc;
+    if (!top1.empty()) {
+      const double m = mean(top1);
+      acc = fixed(m, 2);
+      if (top1.size() > 1) {
+        double ss = 0;
+        for (double x : top1) ss += (x - m) * (x - m);
+        acc += " +- " + fixed(std::sqrt(ss / static_cast<double>(top1.size() - 1)), 2);
+      }
+    }
+    const json attention = number(r0, "params", "attention");
+    std::string ratio;
+    if (attention.is_number()) {
+      if (first_attention == 0) first_attention = attention.get<double>();
+      if (first_attention > 0) ratio = significant(attention.get<double>() / first_attention);
+    }
+    out += "|";
+    for (const auto& k : shown) out += " `" + plain(r0.settings.value(k, json())) + "` |";
+    out += " " + std::to_string(top1.size()) + "/" + std::to_string(members.size()) + " | " +
+           grouped(number(r0, "params", "total")) + " | " + grouped(attention) + " | " + ratio + " | " +
+           grouped(number(r0, nullptr, "kv_floats_per_token")) + " | " + acc + " | " +
+           (img_s.empty() ? "" : fixed(mean(img_s), 0)) + " |\n";
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string summary_markdown(const std::vector<SummaryRow>& rows) {
   const auto keys = setting_keys(rows);
-  std::string out = "| run |";
+  std::string out;
+  if (std::any_of(keys.begin(), keys.end(), is_seed_key))
+    out += "## Over seeds\n\n" + over_seeds_markdown(rows, keys) + "\n## Runs\n\n";
+  out += "| run |";
   std::string rule = "|---|";
   for (const auto& k : keys) out += " " + k + " |", rule += "---|";
   out += " state | params | attn params | GFLOP/img | KV floats/token | top-1 | loss | img/s |\n";

@@ -23,6 +23,8 @@ struct SummaryRow {
 // pending), the first of equals.
 std::vector<SummaryRow> collect_summary(const std::vector<std::string>& dirs);
 std::string summary_csv(const std::vector<SummaryRow>& rows);
+// With a seed axis (a setting named seed or ending in .seed), summary.md opens with the runs
+// merged over seeds: top-1 as mean +- sample standard deviation, img/s as the mean.
 std::string summary_markdown(const std::vector<SummaryRow>& rows);
 // Writes DIR/summary.csv and DIR/summary.md atomically.
 void write_summary(const std::string& dir, const std::vector<SummaryRow>& rows);
