@@ -108,7 +108,15 @@ TEST(Checkpoint, RoundTripsBitForBit) {
     EXPECT_EQ(ta[i].first, tb[i].first);
     EXPECT_TRUE(torch::equal(ta[i].second, tb[i].second)) << ta[i].first;
   }
+  // A writer killed mid-save leaves ck2.tmp-<its pid> behind; the next save removes it, and
+  // leaves ck2x's temporaries (another checkpoint) alone.
+  for (const char* stale : {"ck2.tmp-999999", "ck2x.tmp-999999"}) {
+    make_directories(dir / stale);
+    vitlab::test::write_file(dir / stale + "/model.safetensors.tmp-999999", "partial");
+  }
   save_checkpoint(dir / "ck2", b, nullptr, nullptr, json::object());
+  EXPECT_FALSE(vitlab::path_exists(dir / "ck2.tmp-999999"));
+  EXPECT_TRUE(vitlab::path_exists(dir / "ck2x.tmp-999999"));
   EXPECT_EQ(read_text(dir / "ck/model.safetensors"), read_text(dir / "ck2/model.safetensors"));
   EXPECT_EQ(read_text(dir / "ck/config.json"), read_text(dir / "ck2/config.json"));
   EXPECT_FALSE(vitlab::path_exists(dir / "ck.old"));

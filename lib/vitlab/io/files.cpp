@@ -124,6 +124,16 @@ void atomic_write(const std::string& path, const std::string& bytes) {
   }
 }
 
+std::string temp_directory_for(const std::string& dst, const std::string& what) {
+  const std::string parent = parent_path(dst), stale = base_name(dst) + ".tmp-";
+  if (is_directory(parent))
+    for (const auto& name : list_directory(parent))
+      if (name.compare(0, stale.size(), stale) == 0) remove_tree(join_path(parent, name));
+  const std::string tmp = dst + ".tmp-" + std::to_string(::getpid());
+  ensure_directory(tmp, what);
+  return tmp;
+}
+
 void replace_directory(const std::string& tmp, const std::string& dst) {
   const std::string old = dst + ".old";
   remove_tree(old);

@@ -25,6 +25,10 @@ void remove_tree(const std::string& path);  // rm -rf; missing is fine
 std::string read_text(const std::string& path);
 // Writes `bytes` to `path` through `path.tmp-<pid>` + fsync + rename.
 void atomic_write(const std::string& path, const std::string& bytes);
+// An empty directory `dst.tmp-<pid>` in which to build `dst` before replace_directory. It first
+// removes every `dst.tmp-*` left by a writer killed mid-write (its pid is not ours, so nothing
+// else would ever remove it); `what` names the directory in errors (e.g. "--out").
+std::string temp_directory_for(const std::string& dst, const std::string& what);
 // Replaces directory `dst` by the finished directory `tmp` (dst may exist).
 void replace_directory(const std::string& tmp, const std::string& dst);
 // Creates `dir` (and parents) and checks that it is writable, failing with a message that

@@ -1,7 +1,5 @@
 #include "vitlab/train/checkpoint.h"
 
-#include <unistd.h>
-
 #include <cmath>
 
 #include "vitlab/error.h"
@@ -19,9 +17,7 @@ NamedTensors model_tensors(ViT& model) {
 
 void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Optimizer* optimizer,
                      const Ema* ema, const json& progress) {
-  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
-  remove_tree(tmp);
-  ensure_directory(tmp, "checkpoint");
+  const std::string tmp = temp_directory_for(dir, "checkpoint");
   // model.safetensors holds the weights that are evaluated: the EMA when there is one (the raw
   // training weights then travel in train_state.pt).
   NamedTensors published = model_tensors(model);
@@ -48,9 +44,7 @@ void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Opt
 
 void save_timm_checkpoint(const std::string& dir, ViT& model) {
   const json config = timm_config_from_model(model->cfg);  // refuses what timm's ViT cannot hold
-  const std::string tmp = dir + ".tmp-" + std::to_string(::getpid());
-  remove_tree(tmp);
-  ensure_directory(tmp, "--out");
+  const std::string tmp = temp_directory_for(dir, "--out");
   // vitlab's MHA ViT already uses timm's names and layouts (qkv fused, patch projection as a
   // convolution kernel), so the tensors go out as they are.
   save_safetensors(join_path(tmp, "model.safetensors"), model_tensors(model), {{"format", "pt"}, {"producer", "vitlab"}});
