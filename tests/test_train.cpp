@@ -120,6 +120,14 @@ TEST(Checkpoint, RoundTripsBitForBit) {
   EXPECT_EQ(read_text(dir / "ck/model.safetensors"), read_text(dir / "ck2/model.safetensors"));
   EXPECT_EQ(read_text(dir / "ck/config.json"), read_text(dir / "ck2/config.json"));
   EXPECT_FALSE(vitlab::path_exists(dir / "ck.old"));
+  // Saving over an existing checkpoint replaces it whole and leaves nothing beside it.
+  {
+    torch::NoGradGuard no_grad;
+    a->parameters()[0].add_(1.0);
+  }
+  save_checkpoint(dir / "ck", a, nullptr, nullptr, json::object());
+  EXPECT_TRUE(torch::equal(load_model(dir / "ck")->parameters()[0], a->parameters()[0]));
+  EXPECT_EQ(list_directory(dir.path), (std::vector<std::string>{"ck", "ck2", "ck2x.tmp-999999"}));
 }
 
 TEST(Checkpoint, MismatchNamesTheTensor) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -135,6 +136,12 @@ std::string temp_directory_for(const std::string& dst, const std::string& what) 
 }
 
 void replace_directory(const std::string& tmp, const std::string& dst) {
+  // Swapping the two names in one step (Linux's renameat2 with RENAME_EXCHANGE) leaves no moment
+  // without `dst` for a kill to fall into; where the filesystem cannot, two renames do it.
+  if (path_exists(dst) && ::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, dst.c_str(), RENAME_EXCHANGE) == 0) {
+    remove_tree(tmp);  // now the previous version
+    return;
+  }
   const std::string old = dst + ".old";
   remove_tree(old);
   if (path_exists(dst) && std::rename(dst.c_str(), old.c_str()) != 0)
