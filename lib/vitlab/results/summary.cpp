@@ -1,8 +1,8 @@
 #include "vitlab/results/summary.h"
 
 #include <algorithm>
-#include <cstdio>
 #include <cmath>
+#include <cstdio>
 #include <map>
 
 #include "vitlab/error.h"
@@ -132,7 +132,9 @@ std::string summary_csv(const std::vector<SummaryRow>& rows) {
 
 namespace {
 
-bool is_seed_key(const std::string& k) { return k == "seed" || (k.size() > 5 && k.compare(k.size() - 5, 5, ".seed") == 0); }
+bool is_seed_key(const std::string& k) {
+  return k == "seed" || (k.size() > 5 && k.compare(k.size() - 5, 5, ".seed") == 0);
+}
 
 // The per-setting table: runs that differ only in their seed merged into one row, top-1 as
 // mean +- sample standard deviation (n - 1) of the done runs; "vs first" is the attention
