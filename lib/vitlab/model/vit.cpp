@@ -75,10 +75,15 @@ torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
   return table.unsqueeze(0).to(torch::kFloat);                            // (1, N_tokens, d)
 }
 
+int64_t square_grid_side(int64_t n) {
+  const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
+  return g * g == n ? g : 0;
+}
+
 torch::Tensor resample_pos_embed(const torch::Tensor& pos, int64_t prefix, int64_t new_grid) {
   const int64_t n = pos.size(1) - prefix, d = pos.size(2);
-  const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(n))));
-  TORCH_CHECK(g * g == n, "position table of ", pos.size(1), " tokens is not ", prefix, " + a square grid");
+  const int64_t g = square_grid_side(n);
+  TORCH_CHECK(g > 0, "position table of ", pos.size(1), " tokens is not ", prefix, " + a square grid");
   if (g == new_grid) return pos;
   // In float32 whatever the stored dtype, as timm (interpolate needs it for half types).
   auto grid = pos.narrow(1, prefix, n).to(torch::kFloat).reshape({1, g, g, d}).permute({0, 3, 1, 2});  // (1, d, g, g)

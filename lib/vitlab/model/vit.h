@@ -71,6 +71,9 @@ TORCH_MODULE(ViT);
 // 2-D sin-cos position table (MAE / timm): half the width encodes the row, half the column.
 torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls);
 
+// The side g of a g x g grid of n tokens, or 0 when n is not a square.
+int64_t square_grid_side(int64_t n);
+
 // A learned position table (1, prefix + g*g, d) for another grid: the g x g part resampled to
 // new_grid x new_grid (bicubic, antialiased, align_corners false: timm's resample_abs_pos_embed,
 // what timm does when a checkpoint is loaded at another image size); the `prefix` rows (the class

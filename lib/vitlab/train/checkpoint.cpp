@@ -1,7 +1,5 @@
 #include "vitlab/train/checkpoint.h"
 
-#include <cmath>
-
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/timm.h"
@@ -85,9 +83,8 @@ void load_weights(ViT& model, const std::string& path, bool fine_tune) {
     // a learned position table is resampled as timm does; a sin-cos one is the model's own.
     if (name == "pos_embed" && value.sizes() != t.sizes() && value.dim() == 3 && value.size(2) == t.size(2)) {
       const int64_t prefix = model->cfg.has_class_token() ? 1 : 0;
-      const auto g = static_cast<int64_t>(std::llround(std::sqrt(static_cast<double>(value.size(1) - prefix))));
       if (model->cfg.pos == "sincos") value = t;
-      else if (g * g == value.size(1) - prefix) value = resample_pos_embed(value, prefix, model->cfg.grid());
+      else if (square_grid_side(value.size(1) - prefix) > 0) value = resample_pos_embed(value, prefix, model->cfg.grid());
     }
     if (fine_tune && name.rfind("head.", 0) == 0 && value.sizes() != t.sizes()) value = t;
     // A gray image x through the summed kernel is the RGB kernel on (x, x, x).
