@@ -10,6 +10,7 @@
 #include "vitlab/io/timm.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
+#include "vitlab/train/cuda_graph.h"
 #include "vitlab/train/evaluate.h"
 
 int main(int argc, char** argv) {
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
   std::string checkpoint, data, split = "test", out, device = "auto", precision = "auto", timm_config, interpolation;
   int threads = 0, batch = 500, image_size = 0;
   double crop_pct = -1;
+  bool cuda_graph = false;
   app.add_option("--checkpoint", checkpoint, "Checkpoint directory (vitlab's, or timm's: model.safetensors + timm's "
                                              "config.json), or its model.safetensors")->required();
   app.add_option("--timm-config", timm_config,
@@ -39,11 +41,16 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
   app.add_option("--precision", precision, "auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  app.add_flag("--cuda-graph", cuda_graph, "Replay the forward pass as a CUDA graph (CUDA, LibTorch >= 2.4)");
   CLI11_PARSE(app, argc, argv);
 
   return vitlab::run_app("vit_eval", [&] {
     const int n_threads = vitlab::configure_threads(threads);
     const torch::Device dev = vitlab::resolve_device(device);
+    if (cuda_graph) {
+      const std::string why = vitlab::cuda_graph_unsupported(vitlab::RunConfig{}, dev, nullptr);
+      if (!why.empty()) vitlab::fail("--cuda-graph: ", why);
+    }
     // The model: the checkpoint's config.json, or the timm config given apart; a timm config
     // also brings timm's evaluation preprocessing (resize by crop_pct, centre crop).
     const std::string ck = vitlab::is_regular_file(checkpoint) ? vitlab::parent_path(checkpoint) : checkpoint;
@@ -85,7 +92,7 @@ int main(int argc, char** argv) {
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");
     const bool bf16 = vitlab::uses_bf16(precision, dev);
-    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16);
+    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, cuda_graph);
     vitlab::json data_record = splits.describe();
     data_record["spec"] = dc.spec;
     if (dc.image_size > 0) {

@@ -4,7 +4,8 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, parity, fmnist, tucker_sweep. The build always runs first; it is quick when build-gpu is already there (warm machine).
+# and profile, parity, fmnist, tucker_sweep, speed. The build always runs first; it is quick
+# when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 set -euo pipefail
@@ -17,6 +18,7 @@ has() { [[ " $stages " == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
+export PATH=$PATH:/usr/local/cuda/bin  # nvcc, for the fused kernels (CMake looks for it on the PATH)
 python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'
 start=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" 2>&1 | tail -n 3
@@ -60,12 +62,12 @@ fi
 
 # The full Fashion-MNIST run of a vit_tiny-sized model (configs/fmnist_vit_tiny.json). It
 # resumes: with FMNIST_LIMIT=SECONDS a call stops it there and the next call on the same (warm)
-# machine continues it.
+# machine continues it. FMNIST_ARGS adds vit_train flags (e.g. --set train.cuda_graph=true).
 if has fmnist; then
   start=$SECONDS
   rc=0
   timeout --signal=TERM "${FMNIST_LIMIT:-86400}" ./build-gpu/apps/vit_train --config configs/fmnist_vit_tiny.json \
-    --data idx:data/fashion-mnist --device cuda --out /tmp/fmnist-tiny --resume || rc=$?
+    --data idx:data/fashion-mnist --device cuda --out /tmp/fmnist-tiny --resume ${FMNIST_ARGS:-} || rc=$?
   echo "fmnist wall this call: $(( SECONDS - start )) s (exit $rc)"
   cp /tmp/fmnist-tiny/result.json "$OUT/fmnist_vit_tiny_result.json" 2>/dev/null || true
 fi
@@ -85,4 +87,14 @@ if has tucker_sweep; then
     --devices "${SWEEP_DEVICES:-0,0,0,0}" || rc=$?
   echo "tucker_sweep wall this call: $(( SECONDS - start )) s (exit $rc)"
   tar czf "$OUT/tucker_full_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock runs/tucker_full
+fi
+
+# The GPU-only tests of the speed work (the fused residual-add + LayerNorm kernels, the
+# CUDA-graph training step and forward, fused AdamW, the fused attention paths) against
+# LibTorch's own path, then the side-by-side benchmark with timm (experiments/bench_gpu/run.sh,
+# about 5.5 minutes with its torch.compile stage) into $OUT/bench.
+if has speed; then
+  ./build-gpu/tests/vitlab_tests --gtest_filter='AddNorm.*:CudaGraph.*:Optim.*:TimmParity.*:Zoo.*:Sdpa.*' 2>&1 |
+    grep -E "^\[ +(OK|FAILED|SKIPPED) |Failure|error|Expected|Which is|actual" || true
+  experiments/bench_gpu/run.sh "$OUT/bench" 2>&1 | grep -vE "CMake Warning|kineto|Call Stack|TorchConfig|find_package|^$" || true
 fi

@@ -107,6 +107,9 @@ TEST(Cli, BadConfigsAreOneLineErrors) {
                         "unknown attention 'flash9'");
   expect_one_line_error(with_config({{"model", {{"patch_size", 5}}}}), "vit_train",
                         "model.patch_size: 5 does not divide model.image_size=28");
+  // The CUDA-graph step runs only where it can: on the CPU it is refused by name, before any data.
+  expect_one_line_error(with_config({{"train", {{"cuda_graph", true}, {"device", "cpu"}}}}), "vit_train",
+                        "train.cuda_graph: needs ");
   write_file(dir / "c.json", "{\"model\": {");
   expect_one_line_error(run(kTrain + " --config " + dir / "c.json" + " --out " + dir / "out"), "vit_train",
                         dir / "c.json" + ": invalid JSON");

@@ -4,6 +4,7 @@
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
+#include "vitlab/model/add_norm.h"
 #include "vitlab/model/vit.h"
 
 using namespace vitlab;
@@ -201,4 +202,52 @@ TEST(ViT, Bf16AutocastRunsProductsInBf16AndRestores) {
   EXPECT_TRUE(uses_bf16("bf16", torch::Device(torch::kCPU)));
   EXPECT_EQ(math_precision("fp32", true, torch::Device(torch::kCUDA, 0)), "tf32");
   EXPECT_EQ(math_precision("fp32", true, torch::Device(torch::kCPU)), "fp32");
+}
+
+// The fused residual add + LayerNorm (kernels/add_layer_norm.cu) against LibTorch's two
+// operations, forward and backward: in float32 to rounding, and with a bf16 branch and a bf16
+// output under autocast to one bf16 rounding step. Unsupported widths take LibTorch's path.
+TEST(AddNorm, FusedKernelEqualsLibTorch) {
+  if (!fused_add_norm_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  auto rel = [](const torch::Tensor& a, const torch::Tensor& b) {
+    return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();
+  };
+  for (int64_t D : {192, 384, 100}) {
+    for (bool bf16 : {false, true}) {
+      auto norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(1e-6));
+      norm->to(torch::kCUDA);
+      {
+        torch::NoGradGuard no_grad;
+        norm->weight.normal_(1.0, 0.2), norm->bias.normal_(0.0, 0.2);
+      }
+      const auto f32 = torch::TensorOptions().device(torch::kCUDA);
+      const auto x0 = torch::randn({3, 50, D}, f32) * 2 + 0.5;
+      const auto y0 = torch::randn({3, 50, D}, f32).to(bf16 ? torch::kBFloat16 : torch::kFloat);
+      const auto r_s = torch::randn({3, 50, D}, f32), r_out = torch::randn({3, 50, D}, f32);
+      std::vector<torch::Tensor> grads[2], outs[2];
+      torch::ScalarType native = torch::kFloat;
+      for (int fused = 0; fused < 2; ++fused) {
+        auto x = x0.clone().requires_grad_(true), y = y0.clone().requires_grad_(true);
+        for (auto& p : norm->parameters()) p.mutable_grad() = torch::Tensor();
+        torch::Tensor s, out;
+        {
+          compat::AutocastBf16 autocast(c10::DeviceType::CUDA, bf16);
+          std::tie(s, out) = add_norm(x, y, norm, /*feeds_linear=*/true, fused == 1);
+        }
+        if (fused == 1) native = out.scalar_type();
+        if (bf16) out = out.to(torch::kBFloat16);  // what the Linear after it casts it to
+        ((s * r_s).sum() + (out.to(torch::kFloat) * r_out).sum()).backward();
+        outs[fused] = {s, out};
+        grads[fused] = {x.grad(), y.grad(), norm->weight.grad(), norm->bias.grad()};
+      }
+      const std::string at = "D " + std::to_string(D) + (bf16 ? " bf16" : " float32");
+      EXPECT_EQ(native, bf16 && D != 100 ? torch::kBFloat16 : torch::kFloat) << at;  // 100: LibTorch's path
+      EXPECT_TRUE(torch::equal(outs[1][0], outs[0][0])) << at;  // the add: the same float32 sum
+      EXPECT_LT(rel(outs[1][1], outs[0][1]), bf16 ? 4e-3 : 1e-6) << at;
+      const char* names[] = {"x", "y", "weight", "bias"};
+      for (int i = 0; i < 4; ++i) EXPECT_LT(rel(grads[1][i], grads[0][i]), bf16 ? 1e-2 : 1e-5) << at << " grad " << names[i];
+    }
+  }
 }

@@ -12,6 +12,7 @@
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/ema.h"
 #include "vitlab/train/evaluate.h"
+#include "vitlab/train/cuda_graph.h"
 #include "vitlab/train/optim.h"
 #include "vitlab/train/trainer.h"
 
@@ -284,6 +285,67 @@ TEST(Optim, FusedAdamWMatchesThePlainStep) {
     // the second moments differ by 1.3e-5 relative, by construction, not by rounding.
     EXPECT_LT(((sa.exp_avg_sq() - sb.exp_avg_sq()).norm() / sb.exp_avg_sq().norm()).item<double>(), 5e-5) << i;
     EXPECT_LT(((sa.exp_avg() - sb.exp_avg()).norm() / sb.exp_avg().norm()).item<double>(), 1e-6) << i;
+  }
+}
+
+// The graphed step (train/cuda_graph.h) replays what train_step does: eight steps of a small
+// ViT with augmentation, drop-path, clipping, EMA and a changing learning rate end with the
+// same weights, moments, EMA and step counts either way, reseeded before every step as the
+// trainer does; then the graphed forward against the plain one. In float32 without TF32, so any
+// difference is a wrong replay, not rounding.
+TEST(CudaGraph, ReplayedStepsEqualPlainSteps) {
+  RunConfig cfg;
+  cfg.model.image_size = 16, cfg.model.patch_size = 4, cfg.model.in_chans = 1, cfg.model.num_classes = 5;
+  cfg.model.dim = 32, cfg.model.depth = 2, cfg.model.heads = 2, cfg.model.drop_path = 0.1;
+  cfg.model.mean = {0.5}, cfg.model.std = {0.25};
+  cfg.train.precision = "fp32", cfg.train.tf32 = false, cfg.train.grad_clip = 0.5, cfg.train.ema_decay = 0.9;
+  cfg.train.augment.crop_padding = 2, cfg.train.augment.flip = true;
+  const std::string why = torch::cuda::is_available() ? cuda_graph_unsupported(cfg, torch::kCUDA, nullptr)
+                                                      : std::string("needs a CUDA device");
+  if (!why.empty()) GTEST_SKIP() << why;
+  configure_tf32(false);
+  torch::manual_seed(0);
+  ViT a(cfg.model), b(cfg.model);
+  a->to(torch::kCUDA), b->to(torch::kCUDA);
+  {
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < a->parameters().size(); ++i) b->parameters()[i].copy_(a->parameters()[i]);
+  }
+  a->train(), b->train();
+  auto opt_a = make_optimizer(a, cfg.train), opt_b = make_optimizer(b, cfg.train);
+  Ema ema_a(a, cfg.train.ema_decay), ema_b(b, cfg.train.ema_decay);
+  GraphedTrainStep graphed(b, *opt_b, &ema_b, cfg);
+  const int steps = GraphedTrainStep::kWarmupSteps + 5;  // plain, capture, replays
+  const auto u8 = torch::TensorOptions().dtype(torch::kUInt8).device(torch::kCUDA);
+  for (int step = 0; step < steps; ++step) {
+    const auto images = torch::randint(0, 256, {32, 1, 16, 16}, u8);
+    const auto labels = torch::randint(0, 5, {32}, torch::TensorOptions().dtype(torch::kLong).device(torch::kCUDA));
+    const double lr = 1e-3 * (step + 1);
+    torch::manual_seed(100 + step);
+    set_lr(*opt_a, lr);
+    const double loss_a = train_step(a, *opt_a, &ema_a, images, labels, cfg).loss.item<double>();
+    torch::manual_seed(100 + step);
+    const double loss_b = graphed(images, labels, lr).loss.item<double>();
+    EXPECT_NEAR(loss_a, loss_b, 1e-6 * std::abs(loss_a)) << "step " << step;
+  }
+  for (size_t i = 0; i < a->parameters().size(); ++i) {
+    const torch::Tensor p = a->parameters()[i], q = b->parameters()[i];
+    EXPECT_LT(((p - q).norm() / q.norm()).item<double>(), 1e-6) << i;
+    EXPECT_LT(((ema_a.tensors()[i] - ema_b.tensors()[i]).norm() / ema_a.tensors()[i].norm()).item<double>(), 1e-6) << i;
+    auto& sa = static_cast<torch::optim::AdamWParamState&>(*opt_a->state().at(compat::optimizer_state_key(opt_a->state(), p)));
+    auto& sb = static_cast<torch::optim::AdamWParamState&>(*opt_b->state().at(compat::optimizer_state_key(opt_b->state(), q)));
+    EXPECT_EQ(sa.step(), steps);
+    EXPECT_EQ(sb.step(), steps);
+    EXPECT_LT(((sa.exp_avg_sq() - sb.exp_avg_sq()).norm() / sa.exp_avg_sq().norm()).item<double>(), 1e-6) << i;
+  }
+  // The graphed forward: plain, captured, replayed, and a batch of another shape run plainly.
+  a->eval();
+  GraphedForward forward(a, /*bf16=*/false);
+  for (int64_t batch : {16, 16, 16, 16, 5}) {
+    const auto images = torch::randint(0, 256, {batch, 1, 16, 16}, u8);
+    torch::NoGradGuard no_grad;
+    const auto expected = a->forward(preprocess(images, cfg.model));
+    EXPECT_TRUE(torch::allclose(forward(images), expected, 1e-6, 1e-6)) << batch;
   }
 }
 

@@ -78,10 +78,13 @@ constexpr bool kHasFusedAdamW = VITLAB_TORCH_AT_LEAST(2, 4);
 
 // One AdamW step over lists of tensors; `steps` are float32 device scalars, incremented here
 // first, as torch.optim does, since the kernel reads the new step for its bias corrections.
-inline void fused_adamw(std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& grads,
-                        std::vector<torch::Tensor>& exp_avgs, std::vector<torch::Tensor>& exp_avg_sqs,
-                        std::vector<torch::Tensor>& steps, double lr, double beta1, double beta2,
-                        double weight_decay, double eps) {
+// `lr` is a double, or a float32 device scalar (the kernel's tensor_lr overload), which lets a
+// captured CUDA graph follow a schedule changed between replays.
+template <typename Lr>
+void fused_adamw(std::vector<torch::Tensor>& params, std::vector<torch::Tensor>& grads,
+                 std::vector<torch::Tensor>& exp_avgs, std::vector<torch::Tensor>& exp_avg_sqs,
+                 std::vector<torch::Tensor>& steps, const Lr& lr, double beta1, double beta2, double weight_decay,
+                 double eps) {
 #if VITLAB_TORCH_AT_LEAST(2, 4)
   at::_foreach_add_(steps, 1);
   at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, /*max_exp_avg_sqs=*/{}, steps, lr, beta1, beta2,
@@ -90,6 +93,16 @@ inline void fused_adamw(std::vector<torch::Tensor>& params, std::vector<torch::T
   (void)params; (void)grads; (void)exp_avgs; (void)exp_avg_sqs; (void)steps;
   (void)lr; (void)beta1; (void)beta2; (void)weight_decay; (void)eps;
   TORCH_CHECK(false, "the fused AdamW kernel needs LibTorch 2.4 or later");
+#endif
+}
+
+// Whether bf16 autocast is on for `type` (the state AutocastBf16 below sets).
+inline bool autocast_bf16_enabled(c10::DeviceType type) {
+#if VITLAB_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(type) && at::autocast::get_autocast_dtype(type) == at::kBFloat16;
+#else
+  if (type == c10::DeviceType::CUDA) return at::autocast::is_enabled() && at::autocast::get_autocast_gpu_dtype() == at::kBFloat16;
+  return at::autocast::is_cpu_enabled() && at::autocast::get_autocast_cpu_dtype() == at::kBFloat16;
 #endif
 }
 

@@ -229,26 +229,28 @@ json to_json(const DataConfig& c) {
 
 json to_json(const TrainConfig& c) {
   const auto& a = c.augment;
-  return json{{"epochs", c.epochs},
-              {"batch_size", c.batch_size},
-              {"eval_batch_size", c.eval_batch_size},
-              {"lr", c.lr},
-              {"min_lr", c.min_lr},
-              {"warmup_epochs", c.warmup_epochs},
-              {"weight_decay", c.weight_decay},
-              {"beta1", c.beta1},
-              {"beta2", c.beta2},
-              {"eps", c.eps},
-              {"grad_clip", c.grad_clip},
-              {"label_smoothing", c.label_smoothing},
-              {"ema_decay", c.ema_decay},
-              {"seed", c.seed},
-              {"threads", c.threads},
-              {"device", c.device},
-              {"precision", c.precision},
-              {"tf32", c.tf32},
-              {"augment", {{"crop_padding", a.crop_padding}, {"flip", a.flip}, {"mixup_alpha", a.mixup_alpha},
-                           {"cutmix_alpha", a.cutmix_alpha}, {"mix_prob", a.mix_prob}}}};
+  json j{{"epochs", c.epochs},
+         {"batch_size", c.batch_size},
+         {"eval_batch_size", c.eval_batch_size},
+         {"lr", c.lr},
+         {"min_lr", c.min_lr},
+         {"warmup_epochs", c.warmup_epochs},
+         {"weight_decay", c.weight_decay},
+         {"beta1", c.beta1},
+         {"beta2", c.beta2},
+         {"eps", c.eps},
+         {"grad_clip", c.grad_clip},
+         {"label_smoothing", c.label_smoothing},
+         {"ema_decay", c.ema_decay},
+         {"seed", c.seed},
+         {"threads", c.threads},
+         {"device", c.device},
+         {"precision", c.precision},
+         {"tf32", c.tf32},
+         {"augment", {{"crop_padding", a.crop_padding}, {"flip", a.flip}, {"mixup_alpha", a.mixup_alpha},
+                      {"cutmix_alpha", a.cutmix_alpha}, {"mix_prob", a.mix_prob}}}};
+  if (c.cuda_graph) j["cuda_graph"] = true;  // only when set: earlier runs' configs stay as they were
+  return j;
 }
 
 json to_json(const RunConfig& c) {
@@ -348,6 +350,7 @@ TrainConfig train_from_json(const json& j, const std::string& path) {
   f.get("device", c.device);
   f.get("precision", c.precision);
   f.get("tf32", c.tf32);
+  f.get("cuda_graph", c.cuda_graph);
   if (const json* a = f.object("augment")) {
     Fields g(*a, f.key_path("augment"));
     g.get("crop_padding", c.augment.crop_padding);

@@ -112,6 +112,9 @@ struct TrainConfig {
   // "auto" (bf16 autocast on CUDA, float32 elsewhere), "fp32" or "bf16" (autocast).
   std::string precision = "auto";
   bool tf32 = true;  // float32 matrix products on CUDA through TF32 tensor cores
+  // Capture the training step once as a CUDA graph and replay it (train/cuda_graph.h): on CUDA
+  // with LibTorch >= 2.4, one process, no mixup/cutmix; a run asking for it elsewhere is refused.
+  bool cuda_graph = false;
   AugmentConfig augment;
   void validate() const;
 };

@@ -21,6 +21,12 @@ torch::Tensor AttentionImpl::scores(const torch::Tensor& x, const Rope2d* rope) 
 
 torch::Tensor merge_heads(const torch::Tensor& o) { return o.transpose(1, 2).flatten(2); }
 
+std::vector<torch::Tensor> split_heads(const torch::Tensor& packed, int64_t parts, int64_t heads) {
+  auto views = packed.view({packed.size(0), packed.size(1), parts, heads, -1}).unbind(2);  // parts x (B, N, h, f)
+  for (auto& v : views) v = v.transpose(1, 2);                                             // (B, h, N, f)
+  return views;
+}
+
 void require_rope_width(const AttentionDims& dims, int64_t width, const std::string& what) {
   if (dims.rope && width % 4 != 0)
     fail(what, ": ", width, " must be divisible by 4 for model.pos=rope (2-D RoPE turns pairs of channels per axis)");

@@ -51,12 +51,22 @@ class AttentionImpl : public torch::nn::Module {
   virtual double flops_per_token(int64_t n) const = 0;
   // The variant's hyper-parameters and which kernel path it takes.
   virtual json describe() const = 0;
+  // Whether project() reads x only through Linear layers, which under bf16 autocast cast it to
+  // bf16 first: the LayerNorm before this layer may then hand x over in bf16 (model/add_norm.h).
+  virtual bool reads_input_through_linear() const { return false; }
 };
 
 using AttentionPtr = std::shared_ptr<AttentionImpl>;
 
 // (B, h, N, f) -> (B, N, h f): the heads side by side, as the output projection reads them.
 torch::Tensor merge_heads(const torch::Tensor& o);
+
+// A packed projection (B, N, parts h f), e.g. q, k and v from one Linear, as `parts` views
+// (B, h, N, f), no copy. unbind rather than indexing: unbind's backward stacks the parts'
+// gradients straight into the packed layout, where each index's backward zero-fills a tensor of
+// the full packed size, copies into it and adds it to the others (about 0.5 ms of every block's
+// backward in vit_small p16's training step).
+std::vector<torch::Tensor> split_heads(const torch::Tensor& packed, int64_t parts, int64_t heads);
 
 // Variants call these while validating their options: `width` is what RoPE would rotate.
 void require_rope_width(const AttentionDims& dims, int64_t width, const std::string& what);

@@ -18,7 +18,7 @@ GqaImpl::GqaImpl(const AttentionDims& d, int64_t g, std::string n) : dims(d), kv
 Projected GqaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
   const int64_t B = x.size(0), N = x.size(1), h = dims.heads, g = kv_heads, dh = dims.head_dim;
   auto q_ = q(x).view({B, N, h, dh}).transpose(1, 2);                 // (B, h, N, d_h)
-  auto kv_ = kv(x).view({B, N, 2, g, dh}).permute({2, 0, 3, 1, 4});  // (2, B, g, N, d_h)
+  auto kv_ = split_heads(kv(x), 2, g);                                // 2 x (B, g, N, d_h)
   torch::Tensor k = kv_[0];
   if (rope) q_ = rope->rotate(q_), k = rope->rotate(k);
   // g key/value heads, each serving h / g consecutive query heads (sdpa takes them so).

@@ -15,6 +15,7 @@ class GqaImpl : public AttentionImpl {
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;
   json describe() const override;
+  bool reads_input_through_linear() const override { return true; }
 
   AttentionDims dims;
   int64_t kv_heads;

@@ -14,11 +14,10 @@ MhaImpl::MhaImpl(const AttentionDims& d) : dims(d) {
 }
 
 Projected MhaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
-  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
-  auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
+  auto qkv_ = split_heads(qkv(x), 3, dims.heads);  // 3 x (B, h, N, d_h)
   torch::Tensor q = qkv_[0], k = qkv_[1];
   if (rope) q = rope->rotate(q), k = rope->rotate(k);
-  return {q, k, qkv_[2], 1.0 / std::sqrt(static_cast<double>(dh))};
+  return {q, k, qkv_[2], 1.0 / std::sqrt(static_cast<double>(dims.head_dim))};
 }
 
 torch::Tensor MhaImpl::combine(const torch::Tensor& o) {

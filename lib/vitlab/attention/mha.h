@@ -13,6 +13,7 @@ class MhaImpl : public AttentionImpl {
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;
   json describe() const override;
+  bool reads_input_through_linear() const override { return true; }
 
   AttentionDims dims;
   Linear qkv{nullptr};   // d -> 3 h d_h, rows ordered [W_q; W_k; W_v], each head-major

@@ -27,7 +27,7 @@ Projected MlaImpl::project(const torch::Tensor& x, const Rope2d* rope) {
   const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
   auto c_q = q_rank > 0 ? q_down(x) : x;                                        // (B, N, r_q)
   auto q = q_up(c_q).view({B, N, h, dh}).transpose(1, 2);                       // (B, h, N, d_h)
-  auto kv = kv_up(kv_down(x)).view({B, N, 2, h, dh}).permute({2, 0, 3, 1, 4});  // (2, B, h, N, d_h)
+  auto kv = split_heads(kv_up(kv_down(x)), 2, h);                                // 2 x (B, h, N, d_h)
   torch::Tensor k = kv[0];
   if (rope_dim > 0) {
     auto qr = q_rope(c_q).view({B, N, h, rope_dim}).transpose(1, 2);  // (B, h, N, rope_dim)

@@ -53,8 +53,8 @@ const std::vector<torch::Tensor>& MlrImpl::cells(const torch::Tensor& like) {
 }
 
 Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
-  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
-  auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
+  const int64_t N = x.size(1), h = dims.heads, dh = dims.head_dim;
+  auto qkv_ = split_heads(qkv(x), 3, h);  // 3 x (B, h, N, d_h)
   const auto& oh = cells(x);
   // Per level q^(l) (outer) onehot(cell): q_ext . k_ext = sum_l [same cell] q^(l) . k^(l).
   auto expand = [&](const torch::Tensor& t) {
@@ -70,8 +70,8 @@ Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
 }
 
 torch::Tensor MlrImpl::scores(const torch::Tensor& x, const Rope2d*) {
-  const int64_t B = x.size(0), N = x.size(1), h = dims.heads, dh = dims.head_dim;
-  auto qkv_ = qkv(x).view({B, N, 3, h, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, N, d_h)
+  const int64_t h = dims.heads, dh = dims.head_dim;
+  auto qkv_ = split_heads(qkv(x), 3, h);  // 3 x (B, h, N, d_h)
   const auto& oh = cells(x);
   torch::Tensor s;
   int64_t off = 0;

@@ -7,8 +7,10 @@
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
+#include "vitlab/error.h"
 #include "vitlab/model/vit.h"
 #include "vitlab/train/distributed.h"
+#include "vitlab/train/cuda_graph.h"
 #include "vitlab/train/optim.h"
 #include "vitlab/train/step.h"
 
@@ -54,6 +56,10 @@ double known_peak_tflops(const std::string& name) {
 
 json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& o, DataParallel* dp) {
   TORCH_CHECK(!dp || !o.infer, "bench_config: data parallel measures training only");
+  if (cfg.train.cuda_graph) {
+    const std::string why = cuda_graph_unsupported(cfg, device, dp);
+    if (!why.empty()) fail("train.cuda_graph: ", why);
+  }
   const int64_t batch = (o.batch_size > 0 ? o.batch_size : cfg.train.batch_size) * (dp ? dp->world() : 1);
   const auto& m = cfg.model;
   torch::manual_seed(cfg.train.seed);
@@ -73,7 +79,17 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
     auto optimizer = make_optimizer(model, cfg.train);
     model->train();
     reset_peak_memory(device);
-    auto rates = timed_windows([&] { train_step(model, *optimizer, nullptr, images, labels, cfg, dp); }, o, batch, device);
+    std::unique_ptr<GraphedTrainStep> graphed;
+    if (cfg.train.cuda_graph) graphed = std::make_unique<GraphedTrainStep>(model, *optimizer, nullptr, cfg);
+    const double lr = cfg.train.lr;
+    BenchOptions ow = o;  // the warm-up covers the graph's plain steps and its capture
+    if (graphed) ow.warmup_steps = std::max(o.warmup_steps, GraphedTrainStep::kWarmupSteps + 2);
+    auto rates = timed_windows(
+        [&] {
+          if (graphed) (*graphed)(images, labels, lr);
+          else train_step(model, *optimizer, nullptr, images, labels, cfg, dp);
+        },
+        ow, batch, device);
     // With several processes the FLOP/s are the group's, against the group's peak.
     out["train"] = summary(rates, 3 * fwd, o.peak_tflops * (dp ? dp->world() : 1), peak_memory_bytes(device));
     if (dp) out["train"]["world_size"] = dp->world();
@@ -83,12 +99,20 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
     torch::NoGradGuard no_grad;
     reset_peak_memory(device);
     const bool bf16 = uses_bf16(cfg.train.precision, device);
+    std::unique_ptr<GraphedForward> graphed;  // as evaluate() runs it with train.cuda_graph
+    if (cfg.train.cuda_graph) graphed = std::make_unique<GraphedForward>(model, bf16);
+    BenchOptions ow = o;  // the warm-up covers the graph's plain batch and its capture
+    if (graphed) ow.warmup_steps = std::max(o.warmup_steps, 3);
     auto rates = timed_windows(
         [&] {
-          compat::AutocastBf16 autocast(device.type(), bf16);
-          model->forward(preprocess(images, m));
+          if (graphed) {
+            (*graphed)(images);
+          } else {
+            compat::AutocastBf16 autocast(device.type(), bf16);
+            model->forward(preprocess(images, m));
+          }
         },
-        o, batch, device);
+        ow, batch, device);
     out["infer"] = summary(rates, fwd, o.peak_tflops, peak_memory_bytes(device));
   }
   return out;

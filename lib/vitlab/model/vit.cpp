@@ -1,8 +1,12 @@
 #include "vitlab/model/vit.h"
 
+#include <algorithm>
 #include <cmath>
+#include <tuple>
 
 #include "vitlab/attention/registry.h"
+#include "vitlab/compat.h"
+#include "vitlab/model/add_norm.h"
 
 namespace vitlab {
 namespace F = torch::nn::functional;
@@ -18,7 +22,10 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   // slow non-tensor-core kernel (implicit_convolve_sgemm: 1.6 ms of vit_small's 14 ms forward).
   const int64_t B = x.size(0), C = x.size(1), p = proj->options.kernel_size()->at(0);
   const int64_t gh = x.size(2) / p, gw = x.size(3) / p;
-  auto patches = x.reshape({B, C, gh, p, gw, p}).permute({0, 2, 4, 1, 3, 5})  // (B, gh, gw, C, p, p)
+  // Under bf16 autocast the product casts the patches to bf16 anyway: cast first, and the
+  // rearranging copy below moves half the bytes (the same values reach the product).
+  const auto xc = compat::autocast_bf16_enabled(x.device().type()) ? x.to(torch::kBFloat16) : x;
+  auto patches = xc.reshape({B, C, gh, p, gw, p}).permute({0, 2, 4, 1, 3, 5})  // (B, gh, gw, C, p, p)
                      .reshape({B, gh * gw, C * p * p});                          // (B, N, C p p)
   return torch::linear(patches, proj->weight.flatten(1), proj->bias);         // (B, N, d)
 }
@@ -52,13 +59,17 @@ static torch::Tensor drop_branch(const torch::Tensor& y, double p, bool training
   return y * keep / (1.0 - p);
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const Rope2d* rope) {
-  auto a = attn->forward(norm1(x), rope);
+std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& x_norm1,
+                                                           const Rope2d* rope, const torch::nn::LayerNorm* next_norm,
+                                                           bool next_feeds_linear) {
+  auto a = attn->forward(x_norm1, rope);
   if (ls1) a = ls1(a);
-  auto h = x + drop_branch(a, drop_path, is_training());
-  auto m = mlp(norm2(h));
+  auto [h, h_norm2] = add_norm(x, drop_branch(a, drop_path, is_training()), norm2, /*feeds_linear=*/true);
+  auto m = mlp(h_norm2);
   if (ls2) m = ls2(m);
-  return h + drop_branch(m, drop_path, is_training());
+  m = drop_branch(m, drop_path, is_training());
+  if (next_norm) return add_norm(h, m, *next_norm, next_feeds_linear);
+  return {h + m, torch::Tensor()};
 }
 
 torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
@@ -134,7 +145,12 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
   if (cls_token.defined()) t = torch::cat({cls_token.expand({t.size(0), 1, cfg.dim}), t}, 1);  // (B, 1+N, d)
   if (pos_embed.defined()) t = t + pos_embed;
   t = pos_drop(t);
-  for (const auto& b : *blocks) t = b->as<Block>()->forward(t, rope.get());
+  torch::Tensor t_norm1 = blocks->size() ? blocks[0]->as<Block>()->norm1(t) : torch::Tensor();
+  for (size_t i = 0; i < blocks->size(); ++i) {
+    auto* next = i + 1 < blocks->size() ? blocks[i + 1]->as<Block>() : nullptr;
+    std::tie(t, t_norm1) = blocks[i]->as<Block>()->forward(t, t_norm1, rope.get(), next ? &next->norm1 : nullptr,
+                                                           next && next->attn->reads_input_through_linear());
+  }
   return norm ? norm(t) : t;
 }
 
@@ -147,15 +163,18 @@ torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
 }
 
 torch::Tensor preprocess(const torch::Tensor& images, const ModelConfig& c) {
-  // The per-channel statistics are filled in on the device: copying them from the host would
-  // make every step wait for the GPU to finish the previous one.
+  // (x / 255 - mean) / std as one multiply-add, x * scale + shift, read straight from the bytes:
+  // one pass over the batch instead of four. The per-channel constants are filled in on the
+  // device: copying them from the host would make every step wait for the GPU.
   auto opts = torch::TensorOptions().dtype(torch::kFloat).device(images.device());
-  auto channels = [&](const std::vector<double>& v) {
-    auto t = torch::empty({1, static_cast<int64_t>(v.size()), 1, 1}, opts);  // (1, C, 1, 1)
-    for (size_t i = 0; i < v.size(); ++i) t.select(1, static_cast<int64_t>(i)).fill_(v[i]);
-    return t;
-  };
-  return (images.to(torch::kFloat) / 255.0 - channels(c.mean)) / channels(c.std);
+  const size_t C = std::max(c.mean.size(), c.std.size());  // each has 1 or in_chans entries
+  auto at = [](const std::vector<double>& v, size_t i) { return v[v.size() == 1 ? 0 : i]; };
+  auto scale = torch::empty({1, static_cast<int64_t>(C), 1, 1}, opts), shift = torch::empty_like(scale);  // (1, C, 1, 1)
+  for (size_t i = 0; i < C; ++i) {
+    scale.select(1, static_cast<int64_t>(i)).fill_(1.0 / (255.0 * at(c.std, i)));
+    shift.select(1, static_cast<int64_t>(i)).fill_(-at(c.mean, i) / at(c.std, i));
+  }
+  return torch::addcmul(shift, images, scale);  // (B, C, H, W) float32
 }
 
 }  // namespace vitlab

@@ -66,10 +66,10 @@ std::string group_of(const json& r, const std::string& group) {
   return out;
 }
 
-// What makes two runs the same setting: everything but the seed and where it ran.
+// What makes two runs the same setting: everything but the seed and where and how it ran.
 std::string setting_key(const json& r) {
   json train = r.value("train", json::object());
-  for (const char* k : {"seed", "threads", "device"}) train.erase(k);
+  for (const char* k : {"seed", "threads", "device", "cuda_graph"}) train.erase(k);
   return json{{"model", r.value("model", json())}, {"data", r.value("data", json())}, {"train", train}}.dump();
 }
 

@@ -5,13 +5,16 @@
 #include "vitlab/compat.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/device.h"
+#include "vitlab/train/cuda_graph.h"
 
 namespace vitlab {
 
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16) {
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, bool cuda_graph) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
+  std::unique_ptr<GraphedForward> graphed;
+  if (cuda_graph) graphed = std::make_unique<GraphedForward>(model, bf16);
   const auto device = data.images.device();
   const int64_t classes = model->cfg.num_classes, k = std::min<int64_t>(5, classes);
   auto opts = torch::TensorOptions().device(device);
@@ -25,7 +28,9 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
   for (int64_t s = 0; s < loader.steps(); ++s) {
     auto b = loader.batch(s);
     torch::Tensor logits;
-    {
+    if (graphed) {
+      logits = (*graphed)(b.images).to(torch::kFloat);  // (b, classes)
+    } else {
       compat::AutocastBf16 autocast(device.type(), bf16);
       logits = model->forward(preprocess(b.images, model->cfg)).to(torch::kFloat);  // (b, classes)
     }

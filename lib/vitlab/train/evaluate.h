@@ -17,7 +17,8 @@ struct EvalResult {
 };
 
 // `data` must already be on the model's device. Runs in eval mode without gradients, under
-// bf16 autocast when `bf16`.
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false);
+// bf16 autocast when `bf16`; with `cuda_graph`, its full batches replay a CUDA graph of the
+// forward pass (train/cuda_graph.h; only where cuda_graph_unsupported is empty).
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false, bool cuda_graph = false);
 
 }  // namespace vitlab

@@ -48,10 +48,25 @@ torch::Tensor FusedAdamW::step(LossClosure closure) {
     }
     if (params.empty()) continue;
     TORCH_CHECK(!o.amsgrad(), "FusedAdamW: amsgrad is not used by vitlab");
-    compat::fused_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, o.lr(), std::get<0>(o.betas()),
-                        std::get<1>(o.betas()), o.weight_decay(), o.eps());
+    if (device_lr_.defined())
+      compat::fused_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, device_lr_, std::get<0>(o.betas()),
+                          std::get<1>(o.betas()), o.weight_decay(), o.eps());
+    else
+      compat::fused_adamw(params, grads, exp_avgs, exp_avg_sqs, steps, o.lr(), std::get<0>(o.betas()),
+                          std::get<1>(o.betas()), o.weight_decay(), o.eps());
   }
   return loss;
+}
+
+void FusedAdamW::count_replayed_step() {
+  for (auto& group : param_groups())
+    for (auto& p : group.params()) {
+      auto found = state().find(compat::optimizer_state_key(state(), p));
+      if (found == state().end()) continue;
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*found->second);
+      s.step(s.step() + 1);
+      counters_[p.unsafeGetTensorImpl()].step = s.step();  // the device counter advanced in the graph
+    }
 }
 
 void clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {

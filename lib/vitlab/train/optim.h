@@ -18,6 +18,12 @@ class FusedAdamW : public torch::optim::AdamW {
  public:
   using torch::optim::AdamW::AdamW;
   torch::Tensor step(LossClosure closure = nullptr) override;
+  // For CUDA graphs (train/cuda_graph.h): the fused kernel reads the learning rate from `lr`, a
+  // float32 scalar on the parameters' device, instead of the groups' options (undefined: back to those).
+  void set_device_lr(torch::Tensor lr) { device_lr_ = std::move(lr); }
+  // A replayed graph stepped every parameter on the device without running step(): count that
+  // step in the state too, so checkpoints hold the true step.
+  void count_replayed_step();
 
  private:
   // Per parameter, the kernel's step counter on the device and the state's step it mirrors (a
@@ -27,6 +33,7 @@ class FusedAdamW : public torch::optim::AdamW {
     int64_t step = -1;
   };
   std::unordered_map<c10::TensorImpl*, Counter> counters_;
+  torch::Tensor device_lr_;
 };
 
 std::unique_ptr<FusedAdamW> make_optimizer(ViT& model, const TrainConfig& cfg);

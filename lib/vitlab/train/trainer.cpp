@@ -15,6 +15,7 @@
 #include "vitlab/train/distributed.h"
 #include "vitlab/train/ema.h"
 #include "vitlab/train/evaluate.h"
+#include "vitlab/train/cuda_graph.h"
 #include "vitlab/train/optim.h"
 #include "vitlab/train/progress.h"
 #include "vitlab/train/step.h"
@@ -37,10 +38,8 @@ enum Stream : uint64_t { kInit = 1, kShuffle = 2, kStep = 3 };
 void check_same_run(const std::string& path, const RunConfig& cfg) {
   json before = to_json(run_from_json(read_json_file(path)));
   json now = to_json(cfg);
-  for (auto* j : {&before, &now}) {
-    (*j)["train"].erase("threads");
-    (*j)["train"].erase("device");
-  }
+  for (auto* j : {&before, &now})  // how it runs, not what it computes
+    for (const char* k : {"threads", "device", "cuda_graph"}) (*j)["train"].erase(k);
   json patch = json::diff(before, now);
   if (!patch.empty()) {
     const auto& op = patch[0];
@@ -70,6 +69,10 @@ json train(const TrainRequest& req) {
     dp = std::make_unique<DataParallel>(dist, device);
   }
   const bool writer = dist.rank == 0;
+  if (tc.cuda_graph) {
+    const std::string why = cuda_graph_unsupported(cfg, device, dp.get());
+    if (!why.empty()) fail("train.cuda_graph: ", why);
+  }
 
   ensure_directory(req.out_dir, "--out");
   const std::string config_path = join_path(req.out_dir, "run_config.json");
@@ -124,7 +127,7 @@ json train(const TrainRequest& req) {
 
   // A fine-tuning run records where it starts: the initial weights on the test split.
   if (!req.init_from.empty() && !progress.contains("init_metrics")) {
-    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16);
+    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph);
     progress["init_metrics"] = {{"top1", init.top1}, {"top5", init.top5}, {"loss", init.loss}};
   }
 
@@ -134,6 +137,8 @@ json train(const TrainRequest& req) {
     fail("train.batch_size: ", batch, " is larger than the ", n_train, " training images");
   const int64_t total_steps = steps_per_epoch * tc.epochs;
   const int64_t warmup = std::llround(tc.warmup_epochs * steps_per_epoch);
+  std::unique_ptr<GraphedTrainStep> graphed;
+  if (tc.cuda_graph) graphed = std::make_unique<GraphedTrainStep>(model, *optimizer, ema.get(), cfg);
   Progress bar;
   reset_peak_memory(device);
 
@@ -152,7 +157,8 @@ json train(const TrainRequest& req) {
       lr = lr_at(step, total_steps, warmup, tc);
       set_lr(*optimizer, lr);
       const Dataset b = loader.batch(s);
-      const StepOutput out = train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg, dp.get());
+      const StepOutput out = graphed ? (*graphed)(b.images, b.labels, lr)
+                                     : train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg, dp.get());
       {
         torch::NoGradGuard no_grad;
         loss_sum += out.loss.to(torch::kDouble);
@@ -186,7 +192,7 @@ json train(const TrainRequest& req) {
              {"seconds", secs}};
     std::string val_text;
     if (val_d.size() > 0) {
-      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16);
+      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16, tc.cuda_graph);
       row["val_loss"] = val.loss;
       row["val_top1"] = val.top1;
       if (val.top1 > progress["best_top1"].get<double>()) {
@@ -211,7 +217,7 @@ json train(const TrainRequest& req) {
   }
 
   if (ema) ema->copy_to(eval_model);
-  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16);
+  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph);
   const double train_seconds = progress["train_seconds"].get<double>();
   json acct = accounting_json(eval_model);
   json data_record = data.describe();

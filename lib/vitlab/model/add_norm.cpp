@@ -1,0 +1,108 @@
+#include "vitlab/model/add_norm.h"
+
+#include "vitlab/compat.h"
+
+#ifdef VITLAB_WITH_KERNELS
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "vitlab/kernels/add_layer_norm.h"
+#endif
+
+namespace vitlab {
+
+#ifdef VITLAB_WITH_KERNELS
+namespace {
+
+kernels::DType dtype_of(const torch::Tensor& t) {
+  TORCH_CHECK(t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16,
+              "add_norm: float32 or bf16 expected, got ", t.scalar_type());
+  return t.scalar_type() == torch::kFloat ? kernels::DType::kFloat : kernels::DType::kBFloat16;
+}
+
+int sm_count() { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
+cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+
+// Outputs (s, out); inputs x (float32), y (float32 or bf16), the norm's weight and bias.
+class AddLayerNorm : public torch::autograd::Function<AddLayerNorm> {
+ public:
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                                                const torch::Tensor& y, const torch::Tensor& w,
+                                                const torch::Tensor& b, double eps, bool out_bf16) {
+    const auto xc = x.contiguous(), yc = y.contiguous();
+    const int64_t D = xc.size(-1), M = xc.numel() / D;
+    auto s = torch::empty_like(xc);
+    auto out = torch::empty(xc.sizes(), xc.options().dtype(out_bf16 ? torch::kBFloat16 : torch::kFloat));
+    auto mean = torch::empty({M}, xc.options()), rstd = torch::empty({M}, xc.options());
+    kernels::add_layer_norm_forward(xc.data_ptr<float>(), yc.data_ptr(), dtype_of(yc), w.data_ptr<float>(),
+                                    b.data_ptr<float>(), s.data_ptr<float>(), out.data_ptr(), dtype_of(out),
+                                    mean.data_ptr<float>(), rstd.data_ptr<float>(), M, D, static_cast<float>(eps),
+                                    sm_count(), stream());
+    ctx->save_for_backward({s, w, mean, rstd});
+    ctx->saved_data["y_bf16"] = yc.scalar_type() == torch::kBFloat16;
+    return {s, out};
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const torch::Tensor &s = saved[0], &w = saved[1], &mean = saved[2], &rstd = saved[3];
+    const bool y_bf16 = ctx->saved_data["y_bf16"].toBool();
+    torch::Tensor grad_s_in = grads[0].defined() ? grads[0].contiguous() : torch::Tensor();
+    if (!grads[1].defined()) {  // the norm's output was not used: s's own gradient passes through
+      TORCH_CHECK(grad_s_in.defined(), "add_norm: no gradient for either output");
+      return {grad_s_in, y_bf16 ? grad_s_in.to(torch::kBFloat16) : grad_s_in, {}, {}, {}, {}};
+    }
+    const auto grad_out = grads[1].contiguous();
+    const int64_t D = s.size(-1), M = s.numel() / D;
+    auto grad_s = torch::empty_like(s);
+    torch::Tensor grad_y = y_bf16 ? torch::empty(s.sizes(), s.options().dtype(torch::kBFloat16)) : torch::Tensor();
+    auto partial = torch::empty({2, kernels::add_layer_norm_backward_blocks(M, sm_count()), D}, s.options());
+    kernels::add_layer_norm_backward(grad_out.data_ptr(), dtype_of(grad_out),
+                                     grad_s_in.defined() ? grad_s_in.data_ptr<float>() : nullptr, s.data_ptr<float>(),
+                                     w.data_ptr<float>(), mean.data_ptr<float>(), rstd.data_ptr<float>(),
+                                     grad_s.data_ptr<float>(), y_bf16 ? grad_y.data_ptr() : nullptr,
+                                     y_bf16 ? kernels::DType::kBFloat16 : kernels::DType::kFloat,
+                                     partial[0].data_ptr<float>(), partial[1].data_ptr<float>(), M, D, sm_count(),
+                                     stream());
+    const auto sums = partial.sum(1);  // (2, D): the blocks' partial weight and bias gradients
+    return {grad_s, y_bf16 ? grad_y : grad_s, sums[0], sums[1], {}, {}};
+  }
+};
+
+bool fusable(const torch::Tensor& x, const torch::Tensor& y, const torch::nn::LayerNormImpl& n) {
+  const auto& shape = n.options.normalized_shape();
+  return x.is_cuda() && x.scalar_type() == torch::kFloat && y.sizes() == x.sizes() && y.device() == x.device() &&
+         (y.scalar_type() == torch::kFloat || y.scalar_type() == torch::kBFloat16) && n.weight.defined() &&
+         n.bias.defined() && shape.size() == 1 && shape[0] == x.size(-1) &&
+         kernels::add_layer_norm_supports(x.size(-1));
+}
+
+}  // namespace
+
+bool fused_add_norm_built() { return true; }
+
+std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const torch::Tensor& y,
+                                                 torch::nn::LayerNorm norm, bool feeds_linear, bool fused) {
+  if (fused && fusable(x, y, *norm)) {
+    const bool out_bf16 = feeds_linear && compat::autocast_bf16_enabled(c10::DeviceType::CUDA);
+    auto r = AddLayerNorm::apply(x, y, norm->weight, norm->bias, norm->options.eps(), out_bf16);
+    return {r[0], r[1]};
+  }
+  auto s = x + y;
+  return {s, norm(s)};
+}
+
+#else
+
+bool fused_add_norm_built() { return false; }
+
+std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const torch::Tensor& y,
+                                                 torch::nn::LayerNorm norm, bool, bool) {
+  auto s = x + y;
+  return {s, norm(s)};
+}
+
+#endif
+
+}  // namespace vitlab
