@@ -51,8 +51,9 @@ class AttentionImpl : public torch::nn::Module {
   virtual double flops_per_token(int64_t n) const = 0;
   // The variant's hyper-parameters and which kernel path it takes.
   virtual json describe() const = 0;
-  // Whether project() reads x only through Linear layers, which under bf16 autocast cast it to
-  // bf16 first: the LayerNorm before this layer may then hand x over in bf16 (model/add_norm.h).
+  // Whether project() reads x only through matrix products (Linear layers, matmul), which under
+  // bf16 autocast cast it to bf16 first: the LayerNorm before this layer may then hand x over in
+  // bf16 (model/add_norm.h).
   virtual bool reads_input_through_linear() const { return false; }
 };
 

@@ -45,18 +45,21 @@ TuckerImpl::TuckerImpl(const AttentionDims& d, const TuckerRanks& r) : dims(d), 
 }
 
 Projected TuckerImpl::project(const torch::Tensor& x, const Rope2d* rope) {
-  auto M = torch::einsum("hc,cqk->hqk", {S_qk, G_qk});          // (h, r_q, r_k): M_i
-  auto q = torch::einsum("bnq,hqk->bhnk", {x.matmul(U_q), M});  // (B, h, N, r_k)
-  auto k = x.matmul(U_k).unsqueeze(1);                          // (B, 1, N, r_k), one shared head
-  if (rope) q = rope->rotate(q), k = rope->rotate(k);           // RoPE in the r_k space
-  auto v = x.matmul(U_v).unsqueeze(1);                          // (B, 1, N, r_v), one shared head
+  // x U_q, x U_k and x U_v as one matrix product, split into views: split's backward concatenates
+  // the three gradients into one buffer, where narrowing would zero-fill and add one per part.
+  auto xu = x.matmul(torch::cat({U_q, U_k, U_v}, 1)).split_with_sizes({ranks.q, ranks.k, ranks.v}, -1);
+  auto M = torch::einsum("hc,cqk->hqk", {S_qk, G_qk});     // (h, r_q, r_k): M_i
+  auto q = torch::einsum("bnq,hqk->bhnk", {xu[0], M});     // (B, N, r_q) -> (B, h, N, r_k)
+  auto k = xu[1].unsqueeze(1);                             // (B, 1, N, r_k), one shared head
+  if (rope) q = rope->rotate(q), k = rope->rotate(k);      // RoPE in the r_k space
+  auto v = xu[2].unsqueeze(1);                             // (B, 1, N, r_v), one shared head
   return {q, k, v, 1.0 / std::sqrt(static_cast<double>(dims.head_dim))};  // sdpa serves all h from one
 }
 
 torch::Tensor TuckerImpl::combine(const torch::Tensor& o) {
   auto Nm = torch::einsum("hc,cvo->hvo", {S_ov, G_ov});  // (h, r_v, r_o): N_i
   auto z = torch::einsum("bhnv,hvo->bno", {o, Nm});      // (B, h, N, r_v) -> (B, N, r_o)
-  return z.matmul(U_o.t()) + bias;                       // (B, N, d)
+  return torch::linear(z, U_o, bias);                    // z U_o^T + bias (B, N, d), the bias in the product's epilogue
 }
 
 int64_t TuckerImpl::parameter_count() const {

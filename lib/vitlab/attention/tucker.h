@@ -26,6 +26,7 @@ class TuckerImpl : public AttentionImpl {
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;
   json describe() const override;
+  bool reads_input_through_linear() const override { return true; }  // x [U_q U_k U_v]
 
   AttentionDims dims;
   TuckerRanks ranks;
