@@ -63,6 +63,22 @@ TEST(ViT, PatchEmbeddingEqualsItsConvolution) {
   EXPECT_LE((got - conv).abs().max().item<double>(), 1e-12);
 }
 
+// preprocess is (x / 255 - mean) / std per channel, computed as one multiply-add from the bytes;
+// a one-entry mean or std applies to every channel.
+TEST(ViT, PreprocessNormalisesEachChannel) {
+  ModelConfig c;
+  c.in_chans = 3, c.mean = {0.25}, c.std = {0.5, 0.2, 0.1};
+  auto images = torch::randint(0, 256, {2, 3, 5, 7}, torch::kUInt8);
+  auto got = preprocess(images, c);
+  ASSERT_EQ(got.scalar_type(), torch::kFloat);
+  ASSERT_EQ(got.sizes(), images.sizes());
+  auto x = images.to(torch::kDouble) / 255.0;
+  for (int64_t ch = 0; ch < 3; ++ch) {
+    auto want = (x.select(1, ch) - 0.25) / c.std[ch];
+    EXPECT_LE((got.select(1, ch).to(torch::kDouble) - want).abs().max().item<double>(), 1e-5) << "channel " << ch;
+  }
+}
+
 TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
   for (const char* pos : {"learned", "sincos", "none"})
     for (bool qkv_bias : {true, false})
