@@ -47,10 +47,7 @@ int main(int argc, char** argv) {
   return vitlab::run_app("vit_eval", [&] {
     const int n_threads = vitlab::configure_threads(threads);
     const torch::Device dev = vitlab::resolve_device(device);
-    if (cuda_graph) {
-      const std::string why = vitlab::cuda_graph_unsupported(vitlab::RunConfig{}, dev, nullptr);
-      if (!why.empty()) vitlab::fail("--cuda-graph: ", why);
-    }
+    if (cuda_graph) vitlab::require_cuda_graphs(vitlab::RunConfig{}, dev, nullptr, "--cuda-graph");
     // The model: the checkpoint's config.json, or the timm config given apart; a timm config
     // also brings timm's evaluation preprocessing (resize by crop_pct, centre crop).
     const std::string ck = vitlab::is_regular_file(checkpoint) ? vitlab::parent_path(checkpoint) : checkpoint;

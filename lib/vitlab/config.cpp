@@ -227,6 +227,10 @@ json to_json(const DataConfig& c) {
   return j;
 }
 
+void erase_execution_keys(json& train) {
+  for (const char* k : {"threads", "device", "cuda_graph"}) train.erase(k);
+}
+
 json to_json(const TrainConfig& c) {
   const auto& a = c.augment;
   json j{{"epochs", c.epochs},

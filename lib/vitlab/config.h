@@ -138,6 +138,10 @@ ModelConfig model_from_json(const json& j, const std::string& path = "model");
 DataConfig data_from_json(const json& j, const std::string& path = "data");
 TrainConfig train_from_json(const json& j, const std::string& path = "train");
 RunConfig run_from_json(const json& j);
+// Removes from a train section (JSON) the keys that say where and how a run executes, not what
+// it computes (threads, device, cuda_graph): a resumed run may change them, and runs that differ
+// only in them are the same setting.
+void erase_execution_keys(json& train);
 
 // An attention spec given on the command line as `flag`: a registry name ("mha") or a JSON
 // object with "name" ('{"name":"gqa","kv_heads":2}').

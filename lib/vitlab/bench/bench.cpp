@@ -7,7 +7,6 @@
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
-#include "vitlab/error.h"
 #include "vitlab/model/vit.h"
 #include "vitlab/train/distributed.h"
 #include "vitlab/train/cuda_graph.h"
@@ -56,10 +55,7 @@ double known_peak_tflops(const std::string& name) {
 
 json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& o, DataParallel* dp) {
   TORCH_CHECK(!dp || !o.infer, "bench_config: data parallel measures training only");
-  if (cfg.train.cuda_graph) {
-    const std::string why = cuda_graph_unsupported(cfg, device, dp);
-    if (!why.empty()) fail("train.cuda_graph: ", why);
-  }
+  if (cfg.train.cuda_graph) require_cuda_graphs(cfg, device, dp);
   const int64_t batch = (o.batch_size > 0 ? o.batch_size : cfg.train.batch_size) * (dp ? dp->world() : 1);
   const auto& m = cfg.model;
   torch::manual_seed(cfg.train.seed);

@@ -10,6 +10,16 @@
 #endif
 
 namespace vitlab {
+namespace {
+
+// LibTorch's two operations: the reference the kernels match, and the path where they cannot run.
+std::pair<torch::Tensor, torch::Tensor> add_then_norm(const torch::Tensor& x, const torch::Tensor& y,
+                                                      torch::nn::LayerNorm& norm) {
+  auto s = x + y;
+  return {s, norm(s)};
+}
+
+}  // namespace
 
 #ifdef VITLAB_WITH_KERNELS
 namespace {
@@ -89,8 +99,7 @@ std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const t
     auto r = AddLayerNorm::apply(x, y, norm->weight, norm->bias, norm->options.eps(), out_bf16);
     return {r[0], r[1]};
   }
-  auto s = x + y;
-  return {s, norm(s)};
+  return add_then_norm(x, y, norm);
 }
 
 #else
@@ -99,8 +108,7 @@ bool fused_add_norm_built() { return false; }
 
 std::pair<torch::Tensor, torch::Tensor> add_norm(const torch::Tensor& x, const torch::Tensor& y,
                                                  torch::nn::LayerNorm norm, bool, bool) {
-  auto s = x + y;
-  return {s, norm(s)};
+  return add_then_norm(x, y, norm);
 }
 
 #endif

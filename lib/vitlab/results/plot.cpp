@@ -7,6 +7,7 @@
 
 #include <unistd.h>
 
+#include "vitlab/config.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
@@ -69,7 +70,8 @@ std::string group_of(const json& r, const std::string& group) {
 // What makes two runs the same setting: everything but the seed and where and how it ran.
 std::string setting_key(const json& r) {
   json train = r.value("train", json::object());
-  for (const char* k : {"seed", "threads", "device", "cuda_graph"}) train.erase(k);
+  train.erase("seed");
+  erase_execution_keys(train);
   return json{{"model", r.value("model", json())}, {"data", r.value("data", json())}, {"train", train}}.dump();
 }
 

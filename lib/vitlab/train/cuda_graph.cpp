@@ -32,6 +32,12 @@ std::string cuda_graph_unsupported(const RunConfig& cfg, const torch::Device& de
 #endif
 }
 
+void require_cuda_graphs(const RunConfig& cfg, const torch::Device& device, const DataParallel* dp,
+                         const std::string& what) {
+  const std::string why = cuda_graph_unsupported(cfg, device, dp);
+  if (!why.empty()) fail(what, ": ", why);
+}
+
 #if VITLAB_CUDA_GRAPHS
 
 namespace {
@@ -91,8 +97,7 @@ struct GraphedTrainStep::Impl {
 
 GraphedTrainStep::GraphedTrainStep(ViT& model, FusedAdamW& optimizer, Ema* ema, const RunConfig& cfg) {
   const torch::Device device = model->parameters()[0].device();
-  const std::string why = cuda_graph_unsupported(cfg, device, nullptr);
-  if (!why.empty()) fail("train.cuda_graph: ", why);
+  require_cuda_graphs(cfg, device, nullptr);
   impl_ = std::make_unique<Impl>(model, optimizer, ema, cfg);
   impl_->lr = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   optimizer.set_device_lr(impl_->lr);  // the plain warm-up steps read it too: one code path
@@ -145,7 +150,7 @@ struct GraphedForward::Impl {
 
 GraphedForward::GraphedForward(ViT& model, bool bf16) {
   const torch::Device device = model->parameters()[0].device();
-  if (!device.is_cuda()) fail("train.cuda_graph: needs a CUDA device (this model is on ", device.str(), ")");
+  require_cuda_graphs(RunConfig{}, device, nullptr);
   impl_.reset(new Impl{model, bf16, side_stream(model), {}, {}, {}, 0});
 }
 
@@ -176,7 +181,7 @@ torch::Tensor GraphedForward::operator()(const torch::Tensor& images) {
 struct GraphedTrainStep::Impl {};
 
 GraphedTrainStep::GraphedTrainStep(ViT& model, FusedAdamW&, Ema*, const RunConfig& cfg) {
-  fail("train.cuda_graph: ", cuda_graph_unsupported(cfg, model->parameters()[0].device(), nullptr));
+  require_cuda_graphs(cfg, model->parameters()[0].device(), nullptr);
 }
 
 GraphedTrainStep::~GraphedTrainStep() = default;
@@ -188,7 +193,7 @@ StepOutput GraphedTrainStep::operator()(const torch::Tensor&, const torch::Tenso
 struct GraphedForward::Impl {};
 
 GraphedForward::GraphedForward(ViT& model, bool) {
-  fail("train.cuda_graph: ", cuda_graph_unsupported(RunConfig{}, model->parameters()[0].device(), nullptr));
+  require_cuda_graphs(RunConfig{}, model->parameters()[0].device(), nullptr);
 }
 
 GraphedForward::~GraphedForward() = default;

@@ -26,6 +26,9 @@ namespace vitlab {
 // LibTorch >= 2.4 (fused AdamW with a device learning rate), one process, and no mixup or
 // cutmix (they draw on the host).
 std::string cuda_graph_unsupported(const RunConfig& cfg, const torch::Device& device, const DataParallel* dp);
+// Fails with "`what`: <the reason>" where cuda_graph_unsupported is not empty.
+void require_cuda_graphs(const RunConfig& cfg, const torch::Device& device, const DataParallel* dp,
+                         const std::string& what = "train.cuda_graph");
 
 class GraphedTrainStep {
  public:

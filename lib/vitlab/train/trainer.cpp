@@ -33,13 +33,12 @@ uint64_t mix_seed(uint64_t seed, uint64_t stream, uint64_t index) {
 
 enum Stream : uint64_t { kInit = 1, kShuffle = 2, kStep = 3 };
 
-// The recorded config of an existing run must equal the requested one; the thread count and
-// device may change between sessions.
+// The recorded config of an existing run must equal the requested one, but for where and how it
+// runs (erase_execution_keys), which may change between sessions.
 void check_same_run(const std::string& path, const RunConfig& cfg) {
   json before = to_json(run_from_json(read_json_file(path)));
   json now = to_json(cfg);
-  for (auto* j : {&before, &now})  // how it runs, not what it computes
-    for (const char* k : {"threads", "device", "cuda_graph"}) (*j)["train"].erase(k);
+  for (auto* j : {&before, &now}) erase_execution_keys((*j)["train"]);
   json patch = json::diff(before, now);
   if (!patch.empty()) {
     const auto& op = patch[0];
@@ -69,10 +68,7 @@ json train(const TrainRequest& req) {
     dp = std::make_unique<DataParallel>(dist, device);
   }
   const bool writer = dist.rank == 0;
-  if (tc.cuda_graph) {
-    const std::string why = cuda_graph_unsupported(cfg, device, dp.get());
-    if (!why.empty()) fail("train.cuda_graph: ", why);
-  }
+  if (tc.cuda_graph) require_cuda_graphs(cfg, device, dp.get());
 
   ensure_directory(req.out_dir, "--out");
   const std::string config_path = join_path(req.out_dir, "run_config.json");
