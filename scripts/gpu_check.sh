@@ -94,7 +94,7 @@ fi
 # LibTorch's own path, then the side-by-side benchmark with timm (experiments/bench_gpu/run.sh,
 # about 5.5 minutes with its torch.compile stage) into $OUT/bench.
 if has speed; then
-  ./build-gpu/tests/vitlab_tests --gtest_filter='AddNorm.*:CudaGraph.*:Optim.*:TimmParity.*:Zoo.*:Sdpa.*' 2>&1 |
+  ./build-gpu/tests/vitlab_tests --gtest_filter='AddNorm.*:Linear.*:CudaGraph.*:Optim.*:TimmParity.*:Zoo.*:Sdpa.*' 2>&1 |
     grep -E "^\[ +(OK|FAILED|SKIPPED) |Failure|error|Expected|Which is|actual" || true
   experiments/bench_gpu/run.sh "$OUT/bench" 2>&1 | grep -vE "CMake Warning|kineto|Call Stack|TorchConfig|find_package|^$" || true
 fi

@@ -5,6 +5,7 @@
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
 #include "vitlab/model/add_norm.h"
+#include "vitlab/model/linear.h"
 #include "vitlab/model/vit.h"
 
 using namespace vitlab;
@@ -220,18 +221,23 @@ TEST(ViT, Bf16AutocastRunsProductsInBf16AndRestores) {
   EXPECT_EQ(math_precision("fp32", true, torch::Device(torch::kCPU)), "fp32");
 }
 
+// |a - b| / |b| in float64, for comparing a fused CUDA path with LibTorch's.
+static double rel(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();
+}
+
 // The fused residual add + LayerNorm (kernels/add_layer_norm.cu) against LibTorch's two
 // operations, forward and backward: in float32 to rounding, and with a bf16 branch and a bf16
-// output under autocast to one bf16 rounding step. Unsupported widths take LibTorch's path.
+// output under autocast to one bf16 rounding step; also with y a (1, N, D) table broadcast over
+// the batch (the position embedding). Unsupported widths take LibTorch's path.
 TEST(AddNorm, FusedKernelEqualsLibTorch) {
   if (!fused_add_norm_built() || !torch::cuda::is_available())
     GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
   torch::manual_seed(0);
-  auto rel = [](const torch::Tensor& a, const torch::Tensor& b) {
-    return ((a.to(torch::kDouble) - b.to(torch::kDouble)).norm() / b.to(torch::kDouble).norm()).item<double>();
-  };
+  enum Mode { kFloat32, kBf16, kBroadcast };
   for (int64_t D : {192, 384, 100}) {
-    for (bool bf16 : {false, true}) {
+    for (Mode mode : {kFloat32, kBf16, kBroadcast}) {
+      const bool autocast_on = mode != kFloat32;
       auto norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({D}).eps(1e-6));
       norm->to(torch::kCUDA);
       {
@@ -240,7 +246,8 @@ TEST(AddNorm, FusedKernelEqualsLibTorch) {
       }
       const auto f32 = torch::TensorOptions().device(torch::kCUDA);
       const auto x0 = torch::randn({3, 50, D}, f32) * 2 + 0.5;
-      const auto y0 = torch::randn({3, 50, D}, f32).to(bf16 ? torch::kBFloat16 : torch::kFloat);
+      const auto y0 = mode == kBf16 ? torch::randn({3, 50, D}, f32).to(torch::kBFloat16)
+                                    : torch::randn({mode == kBroadcast ? 1 : 3, 50, D}, f32);
       const auto r_s = torch::randn({3, 50, D}, f32), r_out = torch::randn({3, 50, D}, f32);
       std::vector<torch::Tensor> grads[2], outs[2];
       torch::ScalarType native = torch::kFloat;
@@ -249,21 +256,75 @@ TEST(AddNorm, FusedKernelEqualsLibTorch) {
         for (auto& p : norm->parameters()) p.mutable_grad() = torch::Tensor();
         torch::Tensor s, out;
         {
-          compat::AutocastBf16 autocast(c10::DeviceType::CUDA, bf16);
+          compat::AutocastBf16 autocast(c10::DeviceType::CUDA, autocast_on);
           std::tie(s, out) = add_norm(x, y, norm, /*feeds_linear=*/true, fused == 1);
         }
         if (fused == 1) native = out.scalar_type();
-        if (bf16) out = out.to(torch::kBFloat16);  // what the Linear after it casts it to
+        if (autocast_on) out = out.to(torch::kBFloat16);  // what the Linear after it casts it to
         ((s * r_s).sum() + (out.to(torch::kFloat) * r_out).sum()).backward();
         outs[fused] = {s, out};
         grads[fused] = {x.grad(), y.grad(), norm->weight.grad(), norm->bias.grad()};
       }
-      const std::string at = "D " + std::to_string(D) + (bf16 ? " bf16" : " float32");
-      EXPECT_EQ(native, bf16 && D != 100 ? torch::kBFloat16 : torch::kFloat) << at;  // 100: LibTorch's path
+      const std::string at = "D " + std::to_string(D) + (mode == kFloat32 ? " float32" : mode == kBf16 ? " bf16" : " broadcast");
+      EXPECT_EQ(native, autocast_on && D != 100 ? torch::kBFloat16 : torch::kFloat) << at;  // 100: LibTorch's path
       EXPECT_TRUE(torch::equal(outs[1][0], outs[0][0])) << at;  // the add: the same float32 sum
-      EXPECT_LT(rel(outs[1][1], outs[0][1]), bf16 ? 4e-3 : 1e-6) << at;
+      EXPECT_LT(rel(outs[1][1], outs[0][1]), autocast_on ? 4e-3 : 1e-6) << at;
+      EXPECT_EQ(grads[1][1].sizes(), y0.sizes()) << at;
       const char* names[] = {"x", "y", "weight", "bias"};
-      for (int i = 0; i < 4; ++i) EXPECT_LT(rel(grads[1][i], grads[0][i]), bf16 ? 1e-2 : 1e-5) << at << " grad " << names[i];
+      for (int i = 0; i < 4; ++i)
+        EXPECT_LT(rel(grads[1][i], grads[0][i]), autocast_on ? 1e-2 : 1e-5) << at << " grad " << names[i];
+    }
+  }
+  // A fixed table (the sin-cos positions, no gradient wanted) gets none; x's still flows.
+  auto norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({192}));
+  norm->to(torch::kCUDA);
+  auto x = torch::randn({3, 50, 192}, torch::TensorOptions().device(torch::kCUDA)).requires_grad_(true);
+  const auto table = torch::randn({1, 50, 192}, torch::TensorOptions().device(torch::kCUDA));
+  torch::Tensor out;
+  {
+    compat::AutocastBf16 autocast(c10::DeviceType::CUDA, true);
+    out = add_norm(x, table, norm, /*feeds_linear=*/true).second;
+  }
+  EXPECT_EQ(out.scalar_type(), torch::kBFloat16);  // the fused kernel ran
+  (out.to(torch::kFloat) * out.to(torch::kFloat)).sum().backward();
+  EXPECT_GT(x.grad().abs().sum().item<double>(), 0.0);
+}
+
+// The bf16 training path of Linear (model/linear.cpp: the bias gradient from kernels/bias_grad.cu,
+// inside the GELU backward for the MLP's first layer) against LibTorch's autograd: the same
+// output, and gradients to one bf16 rounding step. Widths that are not a multiple of 8 take
+// LibTorch's path.
+TEST(Linear, FusedBiasGradEqualsLibTorch) {
+  if (!fused_bias_grad_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  const auto f32 = torch::TensorOptions().device(torch::kCUDA);
+  for (int64_t N : {384, 1536, 100}) {
+    for (bool gelu : {false, true}) {
+      const int64_t K = 192;
+      const auto x0 = torch::randn({8, 197, K}, f32), w0 = torch::randn({N, K}, f32) * 0.1,
+                 b0 = torch::randn({N}, f32), r = torch::randn({8, 197, N}, f32);
+      std::vector<torch::Tensor> grads[2], outs(2);
+      std::string node;
+      for (int fused = 0; fused < 2; ++fused) {
+        auto x = x0.clone().requires_grad_(true), w = w0.clone().requires_grad_(true),
+             b = b0.clone().requires_grad_(true);
+        {
+          compat::AutocastBf16 autocast(c10::DeviceType::CUDA, true);
+          outs[fused] = linear(x, w, b, gelu, fused == 1);
+        }
+        if (fused == 1) node = outs[fused].grad_fn()->name();
+        (outs[fused].to(torch::kFloat) * r).sum().backward();
+        grads[fused] = {x.grad(), w.grad(), b.grad()};
+      }
+      const std::string at = "N " + std::to_string(N) + (gelu ? " gelu" : "");
+      EXPECT_EQ(node.find("LinearBiasGrad") != std::string::npos, N % 8 == 0) << at << ": " << node;
+      EXPECT_TRUE(torch::equal(outs[1], outs[0])) << at;  // the same product and GELU
+      const char* names[] = {"x", "weight", "bias"};
+      for (int i = 0; i < 3; ++i) {
+        EXPECT_EQ(grads[1][i].scalar_type(), torch::kFloat) << at << " grad " << names[i];
+        EXPECT_LT(rel(grads[1][i], grads[0][i]), 1e-2) << at << " grad " << names[i];
+      }
     }
   }
 }

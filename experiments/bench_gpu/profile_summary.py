@@ -14,7 +14,7 @@ KINDS = [  # first match wins
     ("layer norm", ("layer_norm", "layernorm")),
     ("softmax / loss", ("softmax", "nll", "cross_entropy", "log_softmax")),
     ("optimizer", ("adam", "multi_tensor", "foreach")),
-    ("reduction", ("reduce",)),
+    ("reduction", ("reduce", "column_sum")),
     ("copy / cast", ("copy", "cast", "cat", "to_copy", "unrolled_elementwise")),
 ]
 

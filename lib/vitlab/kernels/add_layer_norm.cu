@@ -4,6 +4,7 @@
 #include <type_traits>
 
 #include "vitlab/kernels/add_layer_norm.h"
+#include "vitlab/kernels/partial_sums.cuh"
 
 namespace vitlab::kernels {
 namespace {
@@ -33,18 +34,18 @@ template <int VPL, typename TY, typename TO>
 __global__ void __launch_bounds__(32 * kWarps)
     add_ln_forward(const float* __restrict__ x, const TY* __restrict__ y, const float* __restrict__ w,
                    const float* __restrict__ b, float* __restrict__ s, TO* __restrict__ out,
-                   float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t M, float eps) {
+                   float* __restrict__ mean_out, float* __restrict__ rstd_out, int64_t M, int64_t y_rows, float eps) {
   constexpr int D = 32 * VPL;
   const int lane = threadIdx.x & 31;
   for (int64_t row = blockIdx.x * int64_t{kWarps} + (threadIdx.x >> 5); row < M;
        row += int64_t{gridDim.x} * kWarps) {
-    const int64_t base = row * D;
+    const int64_t base = row * D, y_base = (y_rows == M ? row : row % y_rows) * D;  // y: broadcast rows
     float v[VPL];
     float sum = 0.f;
 #pragma unroll
     for (int k = 0; k < VPL; ++k) {
       const int64_t i = base + lane + 32 * k;
-      v[k] = x[i] + to_float(y[i]);  // the residual add of eager autocast: in float32
+      v[k] = x[i] + to_float(y[y_base + lane + 32 * k]);  // the residual add of eager autocast: in float32
       s[i] = v[k];
       sum += v[k];
     }
@@ -154,9 +155,9 @@ bool add_layer_norm_supports(int64_t D) {
   return with_vpl(D, [](auto) {});
 }
 
-void add_layer_norm_forward(const float* x, const void* y, DType y_type, const float* w, const float* b, float* s,
-                            void* out, DType out_type, float* mean, float* rstd, int64_t M, int64_t D, float eps,
-                            int sm_count, cudaStream_t stream) {
+void add_layer_norm_forward(const float* x, const void* y, DType y_type, int64_t y_rows, const float* w,
+                            const float* b, float* s, void* out, DType out_type, float* mean, float* rstd, int64_t M,
+                            int64_t D, float eps, int sm_count, cudaStream_t stream) {
   if (M == 0) return;
   with_vpl(D, [&](auto vpl) {
     with_type(y_type, [&](auto ty) {
@@ -164,7 +165,7 @@ void add_layer_norm_forward(const float* x, const void* y, DType y_type, const f
         using TY = decltype(ty);
         using TO = decltype(to);
         add_ln_forward<decltype(vpl)::value, TY, TO><<<forward_blocks(M, sm_count), 32 * kWarps, 0, stream>>>(
-            x, static_cast<const TY*>(y), w, b, s, static_cast<TO*>(out), mean, rstd, M, eps);
+            x, static_cast<const TY*>(y), w, b, s, static_cast<TO*>(out), mean, rstd, M, y_rows, eps);
       });
     });
   });
@@ -177,8 +178,8 @@ int add_layer_norm_backward_blocks(int64_t M, int sm_count) {
 
 void add_layer_norm_backward(const void* grad_out, DType out_type, const float* grad_s_in, const float* s,
                              const float* w, const float* mean, const float* rstd, float* grad_s, void* grad_y,
-                             DType y_type, float* partial_w, float* partial_b, int64_t M, int64_t D, int sm_count,
-                             cudaStream_t stream) {
+                             DType y_type, float* partial_w, float* partial_b, float* grad_w, float* grad_b, int64_t M,
+                             int64_t D, int sm_count, cudaStream_t stream) {
   const int blocks = add_layer_norm_backward_blocks(M, sm_count);
   with_vpl(D, [&](auto vpl) {
     with_type(out_type, [&](auto to) {
@@ -191,6 +192,8 @@ void add_layer_norm_backward(const void* grad_out, DType out_type, const float* 
       });
     });
   });
+  launch_sum_rows(partial_w, grad_w, blocks, D, stream);
+  launch_sum_rows(partial_b, grad_b, blocks, D, stream);
 }
 
 }  // namespace vitlab::kernels

@@ -36,7 +36,7 @@ MlpImpl::MlpImpl(int64_t dim, int64_t hidden, double p) {
   drop = register_module("drop", torch::nn::Dropout(p));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return drop(fc2(drop(torch::gelu(fc1(x))))); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return drop(fc2(drop(fc1->forward_gelu(x)))); }
 
 LayerScaleImpl::LayerScaleImpl(int64_t dim, double init) {
   gamma = register_parameter("gamma", torch::full({dim}, init));
@@ -143,15 +143,26 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
               "ViT expects (B, ", cfg.in_chans, ", ", cfg.image_size, ", ", cfg.image_size, ") input, got ", x.sizes());
   auto t = patch_embed(x);  // (B, N, d)
   if (cls_token.defined()) t = torch::cat({cls_token.expand({t.size(0), 1, cfg.dim}), t}, 1);  // (B, 1+N, d)
-  if (pos_embed.defined()) t = t + pos_embed;
-  t = pos_drop(t);
-  torch::Tensor t_norm1 = blocks->size() ? blocks[0]->as<Block>()->norm1(t) : torch::Tensor();
+  auto* first = blocks->size() ? blocks[0]->as<Block>() : nullptr;
+  torch::Tensor t_norm;
+  if (first && pos_embed.defined() && (pos_drop->options.p() == 0 || !is_training())) {
+    // The position add and the first norm1 as one add_norm, like every later residual add.
+    std::tie(t, t_norm) = add_norm(t, pos_embed, first->norm1, first->attn->reads_input_through_linear());
+  } else {
+    if (pos_embed.defined()) t = t + pos_embed;
+    t = pos_drop(t);
+    if (!first) return norm ? norm(t) : t;
+    t_norm = first->norm1(t);
+  }
+  // Each block hands on its output and the next norm of it: the next block's norm1, and after
+  // the last block the final norm (whose output goes to pooling, not to a Linear).
   for (size_t i = 0; i < blocks->size(); ++i) {
     auto* next = i + 1 < blocks->size() ? blocks[i + 1]->as<Block>() : nullptr;
-    std::tie(t, t_norm1) = blocks[i]->as<Block>()->forward(t, t_norm1, rope.get(), next ? &next->norm1 : nullptr,
-                                                           next && next->attn->reads_input_through_linear());
+    const torch::nn::LayerNorm* next_norm = next ? &next->norm1 : (norm ? &norm : nullptr);
+    std::tie(t, t_norm) = blocks[i]->as<Block>()->forward(t, t_norm, rope.get(), next_norm,
+                                                          next && next->attn->reads_input_through_linear());
   }
-  return norm ? norm(t) : t;
+  return norm ? t_norm : t;
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
