@@ -12,16 +12,24 @@ namespace {
 using bf16 = __nv_bfloat16;
 
 // Thread layout: each thread owns 8 adjacent columns (one 16-byte load per row), N / 8 threads
-// cover a row, and a block of up to 1024 threads holds R = 1024 / (N / 8) such row-teams, so a
-// block reads R whole rows, contiguous in memory, per step (the DRAM streams, as in an
-// elementwise kernel). Team r of block k sums rows r + R (k + gridDim.x i), kUnroll rows per
-// loop trip so that several loads are in flight per thread. One block per SM: each leaves one
-// partial row of N sums, and sum_rows (kernels/partial_sums.cuh) adds those rows up.
+// cover a row, and a block holds R = (its thread budget) / (N / 8) such row-teams, so a block
+// reads R whole rows, contiguous in memory, per step (the DRAM streams, as in an elementwise
+// kernel). Team r of block k sums rows r + R (k + gridDim.x i), Shape::unroll rows per loop trip
+// so that several loads are in flight per thread. Each block leaves one partial row of N sums,
+// and sum_rows (kernels/partial_sums.cuh) adds those rows up.
 constexpr int kVec = 8;
-constexpr int kMaxThreads = 1024;
+
+// Per kernel: rows per loop trip, threads per block, resident blocks per SM. The plain sum keeps
+// four 16-byte loads in flight in one 1024-thread block per SM (64 registers a thread); the GELU
+// backward, heavier in arithmetic (erf and exp per element), runs one row at a time in two
+// 768-thread blocks per SM, so that more warps hide its latency.
+struct Shape {
+  int unroll, threads, per_sm;
+};
+constexpr Shape kSum{4, 1024, 1}, kGeluShape{1, 768, 2};
 
 int slots_of(int64_t N) { return static_cast<int>(N / kVec); }
-int teams_of(int64_t N) { return std::max(1, kMaxThreads / slots_of(N)); }
+int teams_of(int64_t N, const Shape& shape) { return std::max(1, shape.threads / slots_of(N)); }
 
 struct Bf16x8 {
   float v[kVec];
@@ -66,8 +74,8 @@ __device__ inline float gelu_grad(float dh, float z) {
 // kGelu false: sums `a` (dY) by column. kGelu true: `a` is dh, `z` gelu's input; writes
 // dz = dh * gelu'(z) and sums the bf16 dz it wrote (the numbers a separate sum would read).
 // The teams' sums meet in shared memory, in team order; each block writes one partial row.
-template <bool kGelu, int kUnroll>
-__global__ void __launch_bounds__(kMaxThreads)
+template <bool kGelu, int kUnroll, int kThreads, int kPerSm>
+__global__ void __launch_bounds__(kThreads, kPerSm)
     column_sum(const bf16* __restrict__ a, const bf16* __restrict__ z, bf16* __restrict__ dz,
                float* __restrict__ partial, int64_t M, int64_t N) {
   extern __shared__ float team_sums[];  // (teams, N)
@@ -108,42 +116,41 @@ __global__ void __launch_bounds__(kMaxThreads)
   }
 }
 
-// One block per SM (at 64 registers a 1024-thread block fills an SM's register file), fewer
-// when the rows run out.
-int blocks_of(int64_t M, int64_t N, int sm_count, int unroll) {
-  const int64_t rows_per_block = int64_t{teams_of(N)} * unroll;
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(sm_count, (M + rows_per_block - 1) / rows_per_block)));
+// Shape::per_sm blocks per SM, fewer when the rows run out.
+int blocks_of(int64_t M, int64_t N, int sm_count, const Shape& shape) {
+  const int64_t rows_per_block = int64_t{teams_of(N, shape)} * shape.unroll;
+  const int64_t needed = (M + rows_per_block - 1) / rows_per_block;
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(int64_t{sm_count} * shape.per_sm, needed)));
 }
 
-constexpr int kSumUnroll = 4, kGeluUnroll = 2;  // loads in flight: 4 rows of dY, 2 of dh and z
-
-template <bool kGelu, int kUnroll>
-void launch(const void* a, const void* z, void* dz, float* partial, float* out, int blocks, int64_t M, int64_t N,
+template <bool kGelu, const Shape& kShape>
+void launch(const void* a, const void* z, void* dz, float* partial, float* out, int64_t M, int64_t N, int sm_count,
             cudaStream_t stream) {
-  const int teams = teams_of(N);
+  const int teams = teams_of(N, kShape), blocks = blocks_of(M, N, sm_count, kShape);
   const size_t shared = sizeof(float) * teams * N;
-  column_sum<kGelu, kUnroll><<<blocks, teams * slots_of(N), shared, stream>>>(
+  column_sum<kGelu, kShape.unroll, kShape.threads, kShape.per_sm><<<blocks, teams * slots_of(N), shared, stream>>>(
       static_cast<const bf16*>(a), static_cast<const bf16*>(z), static_cast<bf16*>(dz), partial, M, N);
   launch_sum_rows(partial, out, blocks, N, stream);
 }
 
 }  // namespace
 
-bool bias_grad_supports(int64_t N) { return N > 0 && N % kVec == 0 && N / kVec <= kMaxThreads; }
+bool bias_grad_supports(int64_t N) {
+  return N > 0 && N % kVec == 0 && N / kVec <= std::min(kSum.threads, kGeluShape.threads);
+}
 
 int bias_grad_partial_rows(int64_t M, int64_t N, int sm_count, bool gelu) {
-  return blocks_of(M, N, sm_count, gelu ? kGeluUnroll : kSumUnroll);
+  return blocks_of(M, N, sm_count, gelu ? kGeluShape : kSum);
 }
 
 void column_sum_bf16(const void* dy, float* partial, float* out, int64_t M, int64_t N, int sm_count,
                      cudaStream_t stream) {
-  launch<false, kSumUnroll>(dy, nullptr, nullptr, partial, out, bias_grad_partial_rows(M, N, sm_count, false), M, N,
-                            stream);
+  launch<false, kSum>(dy, nullptr, nullptr, partial, out, M, N, sm_count, stream);
 }
 
 void gelu_backward_column_sum_bf16(const void* dh, const void* z, void* dz, float* partial, float* out, int64_t M,
                                    int64_t N, int sm_count, cudaStream_t stream) {
-  launch<true, kGeluUnroll>(dh, z, dz, partial, out, bias_grad_partial_rows(M, N, sm_count, true), M, N, stream);
+  launch<true, kGeluShape>(dh, z, dz, partial, out, M, N, sm_count, stream);
 }
 
 }  // namespace vitlab::kernels
