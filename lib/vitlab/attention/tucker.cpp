@@ -59,7 +59,9 @@ Projected TuckerImpl::project(const torch::Tensor& x, const Rope2d* rope) {
 torch::Tensor TuckerImpl::combine(const torch::Tensor& o) {
   auto Nm = torch::einsum("hc,cvo->hvo", {S_ov, G_ov});  // (h, r_v, r_o): N_i
   auto z = torch::einsum("bhnv,hvo->bno", {o, Nm});      // (B, h, N, r_v) -> (B, N, r_o)
-  return torch::linear(z, U_o, bias);                    // z U_o^T + bias (B, N, d), the bias in the product's epilogue
+  // z U_o^T + bias (B, N, d): the bias in the product's epilogue, its gradient from the
+  // column-sum kernel when training in bf16 on CUDA (model/linear.h).
+  return vitlab::linear(z, U_o, bias, /*gelu=*/false);
 }
 
 int64_t TuckerImpl::parameter_count() const {
