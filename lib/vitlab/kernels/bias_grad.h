@@ -11,7 +11,8 @@
 
 namespace vitlab::kernels {
 
-// The widths the kernels take: N a multiple of 8 (each thread sums 8 adjacent columns).
+// The widths the kernels take: N a multiple of 8 up to 6144 (each thread sums 8 adjacent columns,
+// a block covers at least one whole row); model/linear.cpp leaves others to LibTorch.
 bool bias_grad_supports(int64_t N);
 
 // How many partial rows (of N float32 sums each) the kernels below need as scratch.
