@@ -3,10 +3,8 @@
 #include "vitlab/compat.h"
 
 #ifdef VITLAB_WITH_KERNELS
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAStream.h>
-
 #include "vitlab/kernels/add_layer_norm.h"
+#include "vitlab/model/kernel_launch.h"
 #endif
 
 namespace vitlab {
@@ -30,8 +28,8 @@ kernels::DType dtype_of(const torch::Tensor& t) {
   return t.scalar_type() == torch::kFloat ? kernels::DType::kFloat : kernels::DType::kBFloat16;
 }
 
-int sm_count() { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
-cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+using kernel_launch::sm_count;
+using kernel_launch::stream;
 
 // Outputs (s, out); inputs x (float32, (..., D)), y (float32 or bf16, x's shape or (1, ...) of it,
 // broadcast over the first dimension), the norm's weight and bias.

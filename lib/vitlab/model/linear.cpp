@@ -3,12 +3,10 @@
 #include "vitlab/compat.h"
 
 #ifdef VITLAB_WITH_KERNELS
-#include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAStream.h>
-
 #include <cstdint>
 
 #include "vitlab/kernels/bias_grad.h"
+#include "vitlab/model/kernel_launch.h"
 #endif
 
 namespace vitlab {
@@ -24,8 +22,8 @@ torch::Tensor linear_then_gelu(const torch::Tensor& x, const torch::Tensor& w, c
 #ifdef VITLAB_WITH_KERNELS
 namespace {
 
-int sm_count() { return at::cuda::getCurrentDeviceProperties()->multiProcessorCount; }
-cudaStream_t stream() { return c10::cuda::getCurrentCUDAStream().stream(); }
+using kernel_launch::sm_count;
+using kernel_launch::stream;
 bool aligned16(const torch::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0; }
 
 // Inputs x (..., K) and weight (N, K) in bf16, bias (N) in its own dtype (float32 for a float32
