@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "test_util.h"
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
@@ -290,6 +292,34 @@ TEST(AddNorm, FusedKernelEqualsLibTorch) {
   EXPECT_GT(x.grad().abs().sum().item<double>(), 0.0);
 }
 
+// The fused backward sums the LayerNorm weight gradients in a fixed order: two runs give the
+// same bits (8 warps per block adding into shared memory with atomics did not).
+TEST(AddNorm, FusedBackwardRepeatsBitForBit) {
+  if (!fused_add_norm_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  auto norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({384}).eps(1e-6));
+  norm->to(torch::kCUDA);
+  const auto f32 = torch::TensorOptions().device(torch::kCUDA);
+  const auto x0 = torch::randn({64, 197, 384}, f32), y0 = torch::randn({64, 197, 384}, f32).to(torch::kBFloat16);
+  const auto r = torch::randn({64, 197, 384}, f32);
+  std::vector<torch::Tensor> grads[2];
+  for (int run = 0; run < 2; ++run) {
+    for (auto& p : norm->parameters()) p.mutable_grad() = torch::Tensor();
+    auto x = x0.clone().requires_grad_(true), y = y0.clone().requires_grad_(true);
+    torch::Tensor out;
+    {
+      compat::AutocastBf16 autocast(c10::DeviceType::CUDA, true);
+      out = add_norm(x, y, norm, /*feeds_linear=*/true).second;
+    }
+    ASSERT_EQ(out.scalar_type(), torch::kBFloat16);  // the fused kernel ran
+    (out.to(torch::kFloat) * r).sum().backward();
+    grads[run] = {x.grad(), y.grad(), norm->weight.grad(), norm->bias.grad()};
+  }
+  const char* names[] = {"x", "y", "weight", "bias"};
+  for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(grads[0][i], grads[1][i])) << names[i];
+}
+
 // The bf16 training path of Linear (model/linear.cpp: the bias gradient from kernels/bias_grad.cu,
 // inside the GELU backward for the MLP's first layer) against LibTorch's autograd: the same
 // output, and gradients to one bf16 rounding step. Widths that are not a multiple of 8 take
@@ -326,5 +356,53 @@ TEST(Linear, FusedBiasGradEqualsLibTorch) {
         EXPECT_LT(rel(grads[1][i], grads[0][i]), 1e-2) << at << " grad " << names[i];
       }
     }
+  }
+}
+
+// LentBf16Weights: inside its scope a float32 Linear holds its weight and bias cast to bf16 and
+// reads them; the output and every gradient equal the run without the copies bit for bit, also
+// at a width the fused backward does not take (where training must not read the copies, or the
+// parameters would get no gradient). Without a gradient the copies are read at every width.
+TEST(Linear, LentBf16WeightsChangeNoResult) {
+  if (!fused_bias_grad_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  for (int64_t N : {384, 100}) {
+    Linear lin(192, N);
+    lin->to(torch::kCUDA);
+    const auto x0 = torch::randn({8, 197, 192}, cuda), r = torch::randn({8, 197, N}, cuda);
+    const std::string at = "N " + std::to_string(N);
+    torch::Tensor outs[2];
+    std::vector<torch::Tensor> grads[2];
+    for (int lend = 0; lend < 2; ++lend) {
+      lin->zero_grad();
+      auto x = x0.clone().requires_grad_(true);
+      {
+        compat::AutocastBf16 autocast(c10::DeviceType::CUDA, true);
+        std::optional<LentBf16Weights> lent;
+        if (lend) {
+          lent.emplace(*lin, x);
+          ASSERT_TRUE(lin->lent.weight.defined() && lin->lent.bias.defined()) << at;
+          EXPECT_TRUE(torch::equal(lin->lent.weight, lin->weight.to(torch::kBFloat16))) << at;
+          EXPECT_TRUE(torch::equal(lin->lent.bias, lin->bias.to(torch::kBFloat16))) << at;
+        }
+        outs[lend] = lin->forward_gelu(x);
+      }
+      EXPECT_FALSE(lin->lent.weight.defined()) << at << ": the copies outlive the scope";
+      (outs[lend].to(torch::kFloat) * r).sum().backward();
+      grads[lend] = {x.grad(), lin->weight.grad(), lin->bias.grad()};
+    }
+    EXPECT_TRUE(torch::equal(outs[1], outs[0])) << at;
+    for (int i = 0; i < 3; ++i) {
+      ASSERT_TRUE(grads[1][i].defined()) << at << " grad " << i;
+      EXPECT_TRUE(torch::equal(grads[1][i], grads[0][i])) << at << " grad " << i;
+    }
+    torch::NoGradGuard no_grad;
+    compat::AutocastBf16 autocast(c10::DeviceType::CUDA, true);
+    LentBf16Weights lent(*lin, x0);
+    lin->lent.weight.zero_();  // what the product reads shows in its output: the bias alone
+    EXPECT_TRUE(torch::equal(lin->forward(x0), lin->lent.bias.expand({8, 197, N})))
+        << at << ": inference did not read the lent weight";
   }
 }

@@ -8,7 +8,7 @@ import sys
 from collections import defaultdict
 
 KINDS = [  # first match wins
-    ("attention", ("flash", "fmha", "attention", "sdpa")),
+    ("attention", ("flash", "fmha", "attention", "sdpa", "dot_do_o", "convert_dq")),  # with cuDNN's helpers
     ("conv", ("conv", "wgrad", "dgrad", "nchw", "nhwc")),
     ("matmul", ("gemm", "xmma", "cutlass", "nvjet", "splitk", "cublas")),
     ("layer norm", ("layer_norm", "layernorm")),

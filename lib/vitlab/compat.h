@@ -73,6 +73,26 @@ inline void foreach_mul_(std::vector<torch::Tensor>& tensors, const torch::Tenso
 #endif
 }
 
+// dst[i] = src[i] with a dtype cast: one multi-tensor kernel from LibTorch 2.2 (_foreach_copy_,
+// which casts in its fast path when all sources share a dtype and all destinations another).
+inline void foreach_copy_(std::vector<torch::Tensor>& dst, const std::vector<torch::Tensor>& src) {
+#if VITLAB_TORCH_AT_LEAST(2, 2)
+  at::_foreach_copy_(dst, src);
+#else
+  for (size_t i = 0; i < dst.size(); ++i) dst[i].copy_(src[i]);
+#endif
+}
+
+// a b for bf16 or fp16 CUDA matrices, written in float32 from the product's float32 sums
+// (LibTorch 2.8's mm with out_dtype); before that the bf16 product cast to float32.
+inline torch::Tensor mm_float(const torch::Tensor& a, const torch::Tensor& b) {
+#if VITLAB_TORCH_AT_LEAST(2, 8)
+  return at::mm(a, b, at::kFloat);
+#else
+  return a.mm(b).to(at::kFloat);
+#endif
+}
+
 // PyTorch's fused AdamW kernel (torch.optim.AdamW(fused=True)), CUDA float32 tensors.
 constexpr bool kHasFusedAdamW = VITLAB_TORCH_AT_LEAST(2, 4);
 

@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(32 * kWarps)
 // LayerNorm's input gradient for one row, with g = grad_out * w and xhat = (s - mean) * rstd:
 //   ds = rstd * (g - mean(g) - xhat * mean(g * xhat)),
 // plus the gradient s already has from the residual stream. The weight gradients are summed over
-// the block's rows in shared memory and written as one partial row per block.
+// the block's rows in shared memory, in a fixed order, and written as one partial row per block.
 template <int VPL, typename TO, typename TY>
 __global__ void __launch_bounds__(32 * kWarps)
     add_ln_backward(const TO* __restrict__ grad_out, const float* __restrict__ grad_s_in,
@@ -109,12 +109,15 @@ __global__ void __launch_bounds__(32 * kWarps)
       if (grad_y) grad_y[i] = from_float<TY>(d);
     }
   }
+  // The warps add their sums in warp order (not with atomics, whose order varies), so the
+  // weight gradients repeat bit for bit from run to run.
+  for (int warp = 0; warp < kWarps; ++warp) {
+    if ((threadIdx.x >> 5) == warp) {
 #pragma unroll
-  for (int k = 0; k < VPL; ++k) {
-    atomicAdd(&block_w[lane + 32 * k], acc_w[k]);
-    atomicAdd(&block_b[lane + 32 * k], acc_b[k]);
+      for (int k = 0; k < VPL; ++k) block_w[lane + 32 * k] += acc_w[k], block_b[lane + 32 * k] += acc_b[k];
+    }
+    __syncthreads();
   }
-  __syncthreads();
   for (int j = threadIdx.x; j < D; j += blockDim.x) {
     partial_w[int64_t{blockIdx.x} * D + j] = block_w[j];
     partial_b[int64_t{blockIdx.x} * D + j] = block_b[j];

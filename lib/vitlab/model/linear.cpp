@@ -26,16 +26,19 @@ using kernel_launch::sm_count;
 using kernel_launch::stream;
 bool aligned16(const torch::Tensor& t) { return reinterpret_cast<std::uintptr_t>(t.data_ptr()) % 16 == 0; }
 
-// Inputs x (..., K) and weight (N, K) in bf16, bias (N) in its own dtype (float32 for a float32
-// model under autocast); output z = x W^T + b or gelu(z). The bias is cast inside, so its
-// gradient leaves in the bias's dtype straight from the kernels' float32 sums.
+// Input x (..., K) in bf16, weight (N, K) and bias (N) in their own dtype (float32 for a float32
+// model under autocast) and their bf16 casts, made outside autograd; output z = x W^T + b or
+// gelu(z). The product reads the casts, and the weight's and the bias's gradients leave in their
+// own dtype straight from float32 sums.
 class LinearBiasGrad : public torch::autograd::Function<LinearBiasGrad> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
-                                                const torch::Tensor& w, const torch::Tensor& b, bool gelu) {
-    auto z = torch::linear(x, w, b.to(torch::kBFloat16));  // (..., N)
-    ctx->save_for_backward({x, w, gelu ? z : torch::Tensor()});
+                                                const torch::Tensor& w, const torch::Tensor& b,
+                                                const torch::Tensor& w_bf16, const torch::Tensor& b_bf16, bool gelu) {
+    auto z = torch::linear(x, w_bf16, b_bf16);  // (..., N)
+    ctx->save_for_backward({x, w_bf16, gelu ? z : torch::Tensor()});
     ctx->saved_data["gelu"] = gelu;
+    ctx->saved_data["weight_dtype"] = w.scalar_type();
     ctx->saved_data["bias_dtype"] = b.scalar_type();
     return {gelu ? torch::gelu(z) : z};
   }
@@ -43,7 +46,7 @@ class LinearBiasGrad : public torch::autograd::Function<LinearBiasGrad> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const torch::Tensor &x = saved[0], &w = saved[1], &z = saved[2];
+    const torch::Tensor &x = saved[0], &w = saved[1], &z = saved[2];  // w: the bf16 weight
     const bool gelu = ctx->saved_data["gelu"].toBool();
     const int64_t N = w.size(0), K = w.size(1);
     auto g = grads[0].reshape({-1, N}).contiguous();  // (M, N): dZ, or dH before the GELU
@@ -62,9 +65,14 @@ class LinearBiasGrad : public torch::autograd::Function<LinearBiasGrad> {
                                stream());
     }
     torch::Tensor gx, gw;
-    if (ctx->needs_input_grad(0)) gx = g.mm(w).view(x.sizes());          // (M, K) -> (..., K)
-    if (ctx->needs_input_grad(1)) gw = g.t().mm(x.reshape({-1, K}));    // (N, K)
-    return {gx, gw, gb.to(ctx->saved_data["bias_dtype"].toScalarType()), torch::Tensor()};
+    if (ctx->needs_input_grad(0)) gx = g.mm(w).view(x.sizes());  // (M, K) -> (..., K)
+    if (ctx->needs_input_grad(1)) {
+      const auto x2 = x.reshape({-1, K});  // (M, K)
+      gw = ctx->saved_data["weight_dtype"].toScalarType() == torch::kFloat ? compat::mm_float(g.t(), x2)
+                                                                            : g.t().mm(x2);  // (N, K)
+    }
+    return {gx, gw, gb.to(ctx->saved_data["bias_dtype"].toScalarType()), torch::Tensor(), torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -77,19 +85,54 @@ bool fusable(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor
   return bf16 && kernels::bias_grad_supports(w.size(0));
 }
 
+// Whether the product may read the lent casts in place of the parameters: not where autograd
+// would then miss the parameters' gradients.
+bool may_read_copy(const torch::Tensor& weight, const torch::Tensor& bias, const Bf16Copy& copy) {
+  if (!copy.weight.defined() || bias.defined() != copy.bias.defined()) return false;
+  return !torch::GradMode::is_enabled() || !(weight.requires_grad() || (bias.defined() && bias.requires_grad()));
+}
+
 }  // namespace
 
 bool fused_bias_grad_built() { return true; }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool gelu,
-                     bool fused) {
+                     bool fused, const Bf16Copy& copy) {
   if (fused && fusable(x, weight, bias)) {
-    // The casts autocast would make for x and the weight, made here: the Function's inputs are
-    // then what the product reads, and the weight cast's backward returns its gradient in float32.
-    auto bf16 = [](const torch::Tensor& t) { return t.to(torch::kBFloat16); };
-    return LinearBiasGrad::apply(bf16(x), bf16(weight), bias, gelu)[0];
+    auto bf16 = [](const torch::Tensor& t, const torch::Tensor& lent) {
+      if (lent.defined()) return lent;
+      torch::NoGradGuard no_grad;  // the gradient reaches t through the Function, not through the cast
+      return t.to(torch::kBFloat16);
+    };
+    return LinearBiasGrad::apply(x.to(torch::kBFloat16), weight, bias, bf16(weight, copy.weight),
+                                 bf16(bias, copy.bias), gelu)[0];
   }
+  if (may_read_copy(weight, bias, copy)) return linear_then_gelu(x, copy.weight, copy.bias, gelu);
   return linear_then_gelu(x, weight, bias, gelu);
+}
+
+LentBf16Weights::LentBf16Weights(torch::nn::Module& model, const torch::Tensor& input) {
+  if (!input.is_cuda() || !compat::autocast_bf16_enabled(c10::DeviceType::CUDA)) return;
+  std::vector<torch::Tensor> sources, copies;
+  auto is_float = [](const torch::Tensor& t) { return t.is_cuda() && t.scalar_type() == torch::kFloat; };
+  for (const auto& m : model.modules(/*include_self=*/true)) {
+    auto* lin = m->as<LinearImpl>();
+    if (!lin || !is_float(lin->weight) || (lin->bias.defined() && !is_float(lin->bias))) continue;
+    borrowers_.push_back(lin);
+    sources.push_back(lin->weight);
+    if (lin->bias.defined()) sources.push_back(lin->bias);
+  }
+  if (sources.empty()) return;
+  for (const auto& s : sources) copies.push_back(torch::empty_like(s, s.options().dtype(torch::kBFloat16)));
+  {
+    torch::NoGradGuard no_grad;
+    compat::foreach_copy_(copies, sources);  // float32 -> bf16
+  }
+  size_t i = 0;
+  for (auto* lin : borrowers_) {
+    lin->lent.weight = copies[i++];
+    if (lin->bias.defined()) lin->lent.bias = copies[i++];
+  }
 }
 
 #else
@@ -97,10 +140,16 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
 bool fused_bias_grad_built() { return false; }
 
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool gelu,
-                     bool) {
+                     bool, const Bf16Copy&) {
   return linear_then_gelu(x, weight, bias, gelu);
 }
 
+LentBf16Weights::LentBf16Weights(torch::nn::Module&, const torch::Tensor&) {}
+
 #endif
+
+LentBf16Weights::~LentBf16Weights() {
+  for (auto* lin : borrowers_) lin->lent = {};
+}
 
 }  // namespace vitlab

@@ -27,7 +27,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   const auto xc = compat::autocast_bf16_enabled(x.device().type()) ? x.to(torch::kBFloat16) : x;
   auto patches = xc.reshape({B, C, gh, p, gw, p}).permute({0, 2, 4, 1, 3, 5})  // (B, gh, gw, C, p, p)
                      .reshape({B, gh * gw, C * p * p});                          // (B, N, C p p)
-  return torch::linear(patches, proj->weight.flatten(1), proj->bias);         // (B, N, d)
+  return linear(patches, proj->weight.flatten(1), proj->bias, /*gelu=*/false);  // (B, N, d)
 }
 
 MlpImpl::MlpImpl(int64_t dim, int64_t hidden, double p) {
@@ -166,6 +166,7 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
+  LentBf16Weights bf16_weights(*this, x);  // every Linear's bf16 weights in one cast (model/linear.h)
   auto t = forward_features(x);                                               // (B, N_tokens, d)
   const int64_t prefix = cfg.has_class_token() ? 1 : 0;  // "mean" averages the patch tokens only
   auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.narrow(1, prefix, t.size(1) - prefix).mean(1);  // (B, d)
