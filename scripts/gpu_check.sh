@@ -17,13 +17,7 @@ exec > >(tee -a "$OUT/gpu_check.log") 2>&1
 has() { [[ " $stages " == *" $1 "* ]]; }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
-prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-export PATH=$PATH:/usr/local/cuda/bin  # nvcc, for the fused kernels (CMake looks for it on the PATH)
-python3 -c 'import torch;print("torch", torch.__version__, "cuda", torch.version.cuda)'
-start=$(date +%s)
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" 2>&1 | tail -n 3
-cmake --build build-gpu --parallel "$(nproc)" 2>&1 | { grep -E "error|warning: |FAILED|Linking" || true; } | tail -n 40
-echo "build: $(( $(date +%s) - start )) s"
+source scripts/gpu_build.sh all
 
 if has test; then
   (cd build-gpu && ctest --output-on-failure --parallel 4 --timeout 600) > "$OUT/ctest.log" 2>&1 || true

@@ -18,13 +18,7 @@ export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1  # never NVLink mul
 
 nvidia-smi --query-gpu=index,name,driver_version,memory.total --format=csv,noheader
 nvidia-smi topo -m || true
-prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-nccl=$(python3 -c 'import nvidia.nccl, os; print(os.path.join(list(nvidia.nccl.__path__)[0], "include"))' 2>/dev/null || true)
-start=$SECONDS
-cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" \
-  ${nccl:+-DVITLAB_NCCL_INCLUDE="$nccl"} 2>&1 | grep -E "^-- vitlab" || true
-cmake --build build-gpu --parallel "$(nproc)" 2>&1 | { grep -E "error|FAILED" || true; }
-echo "build: $(( SECONDS - start )) s"
+source scripts/gpu_build.sh all
 bin=$PWD/build-gpu/apps
 
 # Launches "$@" as WORLD processes, one per GPU; rank 0 in the foreground. Fails if any fails.

@@ -16,9 +16,7 @@ build=build-gpu
 mkdir -p "$out"
 
 if [ ! -x "$build/apps/vit_bench" ] || has vitlab; then
-  prefix=$(python3 -c 'import torch;print(torch.utils.cmake_prefix_path)')
-  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$prefix" > /dev/null
-  cmake --build "$build" --parallel "$(nproc)" --target vit_bench 2>&1 | { grep -E "error|FAILED" || true; }
+  source scripts/gpu_build.sh vit_bench
 fi
 if has vitlab; then
   "$build/apps/vit_bench" --config $here/configs/tiny_p4_28.json --config $here/configs/small_p4_28.json \

@@ -43,7 +43,7 @@ TORCH_MODULE(Linear);
 
 // For one forward of `model` in bf16 on CUDA (autocast on, float32 weights): the weight and bias
 // of every vitlab::Linear in it cast to bf16 by one multi-tensor kernel and lent to the modules
-// until this goes out of scope. Otherwise each product casts its own: two launches per layer,
+// until this goes out of scope. Otherwise each product casts its own: two launches per Linear,
 // about a hundred a step for vit_small, each too small to fill the GPU. Does nothing elsewhere
 // (CPU, float32, LibTorch without the fused kernels).
 class LentBf16Weights {
