@@ -50,6 +50,17 @@ inline torch::Tensor fused_sdpa(const torch::Tensor& q, const torch::Tensor& k, 
 
 inline std::string torch_version() { return TORCH_VERSION; }
 
+// Ends a c10d backend's communicators (ProcessGroupNCCL::shutdown from LibTorch 2.4; before,
+// the destructor alone, which warns that destroy_process_group() was not called).
+template <typename Backend>
+void shutdown_backend(Backend& backend) {
+#if VITLAB_TORCH_AT_LEAST(2, 4)
+  backend.shutdown();
+#else
+  (void)backend;
+#endif
+}
+
 // The key of a parameter in an optimizer's state map: LibTorch 1.13 keys by the TensorImpl's
 // address printed as text (what c10::guts::to_string gives), later versions by the address.
 template <typename StateMap>

@@ -193,6 +193,18 @@ DataParallel::DataParallel(const DistEnv& env, const torch::Device& device)
 
 DataParallel::~DataParallel() {
   for (auto& s : impl_->slots) s.param.remove_hook(s.hook);
+#ifdef VITLAB_HAVE_NCCL
+  // What torch.distributed.destroy_process_group() does: end NCCL's communicator, once the
+  // device's queued work (the last all-reduce) is done; its destructor otherwise warns at every
+  // exit. A failure here (a run already stopping on a CUDA error) must not end the process.
+  if (auto* nccl = dynamic_cast<c10d::ProcessGroupNCCL*>(impl_->pg.get())) {
+    try {
+      c10::cuda::device_synchronize();
+      compat::shutdown_backend(*nccl);
+    } catch (const std::exception&) {
+    }
+  }
+#endif
 }
 
 const char* DataParallel::backend() const { return impl_->backend; }
