@@ -125,6 +125,8 @@ TEST(Cli, BadDataAreOneLineErrors) {
                         dir / "idx/train-images-idx3-ubyte: truncated file");
   expect_one_line_error(run(kTrain + " --data idx:" + dir / "nothing/" + " --out " + dir / "o2"), "vit_train",
                         "missing file");
+  expect_one_line_error(run(kTrain + " --data idx:" + dir / "nothing" + " --out " + dir / "o2"), "vit_train",
+                        "idx:" + dir / "nothing" + ": no such directory");
   vitlab::make_directories(dir / "cifar");
   for (int i = 1; i <= 5; ++i) write_file(dir / ("cifar/data_batch_" + std::to_string(i) + ".bin"), "garbage");
   write_file(dir / "cifar/test_batch.bin", "garbage");

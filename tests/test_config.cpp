@@ -4,6 +4,7 @@
 #include "vitlab/app.h"
 #include "vitlab/config.h"
 #include "vitlab/error.h"
+#include "vitlab/io/files.h"
 
 using namespace vitlab;
 using vitlab::test::error_of;
@@ -92,5 +93,12 @@ TEST(Config, OverridesParseJsonOrString) {
   EXPECT_EQ(doc["model"]["mean"], json::array({0.1}));
   EXPECT_NE(error_of([&] { apply_override(doc, "nodepth"); }).find("expected key.path=value"), std::string::npos);
   // load_run_config validates after the overrides and names the key
-  EXPECT_EQ(error_of([] { load_run_config("", {"model.bogus=1"}); }), "model.bogus: unknown key");
+  EXPECT_EQ(error_of([] { load_run_config("", {"model.bogus=1"}); }), "--set model.bogus=1: unknown key");
+  // ... the flag, not the file it overrides, when the bad value came from --set
+  const std::string file = join_path(make_temp_directory("vitlab_config_set"), "run.json");
+  test::write_file(file, R"({"model": {"dim": 64, "heads": 5}})");
+  EXPECT_EQ(error_of([&] { load_run_config(file, {"model.dim=abc"}); }),
+            "--set model.dim=abc: expected an integer, got a string \"abc\"");
+  // an error in the file's own values still names the file
+  EXPECT_EQ(error_of([&] { load_run_config(file, {"model.depth=2"}); }).rfind(file + ": ", 0), 0u);
 }

@@ -351,4 +351,6 @@ TEST(PlotCli, DrawsPngAndSvgWithTheirDataAndScript) {
   EXPECT_EQ(bad.text, "vit_plot: error: --out " + dir / "p.jpg" + ": the picture must end in .png or .svg\n");
   Output none = run(kPlot + " " + dir / "nothing --out " + dir / "p.png");
   EXPECT_EQ(none.text, "vit_plot: error: " + dir / "nothing" + ": no such file or directory\n");
+  Output device = run(kPlot + " /dev/null --out " + dir / "p.png");
+  EXPECT_EQ(device.text, "vit_plot: error: /dev/null: not a regular file or a directory\n");
 }

@@ -42,8 +42,14 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
     cfg.validate();
     return cfg;
   } catch (const Error& e) {
+    // A bad value given by --set names that flag, not the file it overrode.
+    const std::string msg = e.what();
+    for (auto it = sets.rbegin(); it != sets.rend(); ++it) {
+      const std::string key = it->substr(0, it->find('='));
+      if (msg.rfind(key + ": ", 0) == 0) fail("--set ", *it, ": ", msg.substr(key.size() + 2));
+    }
     if (path.empty()) throw;
-    fail(path, ": ", e.what());
+    fail(path, ": ", msg);
   }
 }
 

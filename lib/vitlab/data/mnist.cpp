@@ -80,6 +80,8 @@ std::string find_file(const std::string& prefix, std::initializer_list<const cha
       if (path_exists(prefix + stem + ext)) return prefix + stem + ext;
   std::string tried;
   for (const char* stem : stems) tried += (tried.empty() ? "" : " or ") + prefix + stem + "[.gz]";
+  // A prefix without '/' is a file-name prefix; say so, the commoner mistake is a wrong directory.
+  if (prefix.empty() || prefix.back() != '/') fail("idx:", prefix, ": no such directory, and no file ", tried);
   fail("idx: missing file ", tried);
 }
 

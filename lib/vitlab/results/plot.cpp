@@ -105,7 +105,7 @@ std::vector<json> load_results(const std::vector<std::string>& paths) {
     } else if (is_regular_file(p)) {
       files.push_back(p);
     } else {
-      fail(p, ": no such file or directory");
+      fail(p, path_exists(p) ? ": not a regular file or a directory" : ": no such file or directory");
     }
   }
   std::vector<json> out;
