@@ -8,9 +8,11 @@
 #include "vitlab/attention/mha.h"
 #include "vitlab/attention/mlr.h"
 #include "vitlab/attention/registry.h"
+#include "vitlab/attention/rope.h"
 #include "vitlab/attention/sdpa.h"
 #include "vitlab/attention/tpa.h"
 #include "vitlab/compat.h"
+#include "vitlab/model/linear.h"
 
 using namespace vitlab;
 
@@ -53,6 +55,46 @@ TEST(Tpa, MatchesDensePerTokenConstruction) {
   auto o = sdpa_composed(Q, K, V, 1.0 / std::sqrt(double(dh))).transpose(1, 2).reshape({B, N, h * dh});
   EXPECT_LE(rel_err(t->forward(x), t->proj(o)), 1e-12);
   EXPECT_EQ(t->kv_floats_per_token(), (2 + 1) * (h + dh));
+}
+
+// On CUDA in bf16 the per-token product runs in kernels/tpa_product.cu (where the kernels were
+// built): its output and every gradient against the same layer in float32 (LibTorch's einsum),
+// to bf16 rounding, without and with RoPE (whose rotated factors have other strides).
+TEST(Tpa, KernelInBf16EqualsFloat32OnCuda) {
+  if (!fused_bias_grad_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  const int64_t d = 64, h = 4, B = 3, grid = 4, N = 1 + grid * grid;  // 51 tokens: a partial last warp
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const Rope2d rope(grid, grid, 1, 100.0);
+  for (auto [dh, rotate] : {std::pair<int64_t, bool>{16, false}, {16, true}, {64, false}}) {
+    auto t = std::dynamic_pointer_cast<TpaImpl>(make_attention(
+        {"tpa", json{{"q_rank", 3}, {"k_rank", 2}, {"v_rank", 1}}}, {d, h, dh, true, rotate, grid, 1}));
+    t->to(torch::kCUDA);
+    const auto x0 = torch::randn({B, N, d}, cuda);
+    const auto w = torch::randn({3, B, h, N, dh}, cuda);  // weights of q, k, v in the loss
+    std::vector<torch::Tensor> outs[2], grads[2];
+    for (int bf16 = 0; bf16 < 2; ++bf16) {
+      t->zero_grad();
+      auto x = x0.clone().requires_grad_(true);
+      torch::Tensor loss;
+      {
+        compat::AutocastBf16 autocast(c10::DeviceType::CUDA, bf16 == 1);
+        auto p = t->project(x, rotate ? &rope : nullptr);
+        if (bf16) {  // q is a transposed view of the kernel's output
+          const auto node = p.q.grad_fn()->next_edges().at(0).function->name();
+          EXPECT_NE(node.find("TpaProduct"), std::string::npos) << node;
+        }
+        outs[bf16] = {p.q.to(torch::kFloat), p.k.to(torch::kFloat), p.v.to(torch::kFloat)};
+        loss = (outs[bf16][0] * w[0]).sum() + (outs[bf16][1] * w[1]).sum() + (outs[bf16][2] * w[2]).sum();
+      }
+      loss.backward();
+      grads[bf16] = {x.grad(), t->a_q.grad(), t->b_q.grad(), t->a_k.grad(), t->b_k.grad(), t->a_v.grad(), t->b_v.grad()};
+    }
+    const std::string at = std::string(rotate ? "rope" : "learned") + " d_h " + std::to_string(dh);
+    for (int i = 0; i < 3; ++i) EXPECT_LT(rel_err(outs[1][i], outs[0][i]), 1e-2) << at << " output " << i;
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(rel_err(grads[1][i], grads[0][i]), 2e-2) << at << " grad " << i;
+  }
 }
 
 TEST(Mlr, OneLevelIsMha) {
