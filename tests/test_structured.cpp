@@ -150,6 +150,47 @@ TEST(Mlr, ScoresFollowTheCellDefinitionOnBothPaths) {
   }
 }
 
+// On CUDA in bf16 the one-hot expansion runs in kernels/mlr_onehot.cu (where the kernels were
+// built): the expanded q and k, the layer's output and every gradient against the same layer in
+// float32 (LibTorch's broadcast products), to bf16 rounding; two and three levels, both layouts.
+TEST(Mlr, OnehotKernelInBf16EqualsFloat32OnCuda) {
+  if (!fused_bias_grad_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 3, grid = 4, N = 1 + grid * grid;
+  for (const auto& [ranks, layout] : std::vector<std::pair<std::vector<int64_t>, std::string>>{
+           {{8, 8}, "quadtree"}, {{8, 4, 4}, "quadtree"}, {{8, 8}, "sequence"}}) {
+    auto m = std::dynamic_pointer_cast<MlrImpl>(make_attention(
+        {"mlr", json{{"ranks", ranks}, {"layout", layout}, {"path", "onehot"}}}, {64, 4, 16, true, false, grid, 1}));
+    m->to(torch::kCUDA);
+    const auto x0 = torch::randn({B, N, 64}, cuda), w = torch::randn({B, N, 64}, cuda);
+    std::vector<torch::Tensor> outs[2], grads[2];
+    for (int bf16 = 0; bf16 < 2; ++bf16) {
+      m->zero_grad();
+      auto x = x0.clone().requires_grad_(true);
+      torch::Tensor loss;
+      {
+        compat::AutocastBf16 autocast(c10::DeviceType::CUDA, bf16 == 1);
+        auto p = m->project(x, nullptr);
+        if (bf16) {  // q is a transposed view of the kernel's output
+          const auto node = p.q.grad_fn()->next_edges().at(0).function->name();
+          EXPECT_NE(node.find("OnehotExpand"), std::string::npos) << node;
+        }
+        auto y = m->forward(x);
+        outs[bf16] = {p.q.to(torch::kFloat), p.k.to(torch::kFloat), y.to(torch::kFloat)};
+        loss = (outs[bf16][2] * w).sum();
+      }
+      loss.backward();
+      grads[bf16] = {x.grad(), m->qkv->weight.grad(), m->qkv->bias.grad(), m->proj->weight.grad()};
+    }
+    const std::string at = layout + " " + std::to_string(ranks.size()) + " levels";
+    EXPECT_TRUE(torch::equal(outs[1][0].eq(0), outs[0][0].eq(0))) << at << ": the zeros of the expansion";
+    for (int i = 0; i < 3; ++i) EXPECT_LT(rel_err(outs[1][i], outs[0][i]), 1e-2) << at << " output " << i;
+    for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(rel_err(grads[1][i], grads[0][i]), 2e-2) << at << " grad " << i;
+  }
+}
+
 TEST(Mlr, AutoPathFollowsTheOnehotWidth) {
   auto narrow = make<MlrImpl>({"mlr", json{{"ranks", {4, 4}}}}, {32, 4, 8, true, false, 7, 1});
   EXPECT_EQ(narrow->onehot_width(), 4 + 4 * 4);

@@ -7,12 +7,56 @@
 #include "vitlab/attention/sdpa.h"
 #include "vitlab/error.h"
 
+#ifdef VITLAB_WITH_KERNELS
+#include "vitlab/kernels/mlr_onehot.h"
+#include "vitlab/model/kernel_launch.h"
+#endif
+
 namespace vitlab {
 namespace {
 
 // Beyond this width the onehot expansion costs the fused kernel more than the masked
 // composition saves, and leaves the head widths the fused kernels are built for.
 constexpr int64_t kMaxOnehotWidth = 256;
+
+#ifdef VITLAB_WITH_KERNELS
+// The expansion through kernels/mlr_onehot.cu: q (B, h, N, d_h) -> ext (B, N, h, width), and back.
+// `cell` (levels, N) int32 on q's device.
+class OnehotExpand : public torch::autograd::Function<OnehotExpand> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& cell,
+                               const kernels::MlrLevels& levels, int64_t width) {
+    const int64_t B = q.size(0), h = q.size(1), N = q.size(2), dh = q.size(3);
+    auto ext = torch::empty({B, N, h, width}, q.options());
+    kernels::mlr_onehot_forward(q.data_ptr(), q.stride(0), q.stride(1), q.stride(2), cell.data_ptr<int32_t>(), levels,
+                                ext.data_ptr(), B, h, N, dh, width, kernel_launch::stream());
+    ctx->saved_data["cell"] = cell;
+    ctx->saved_data["shape"] = std::vector<int64_t>{B, h, N, dh, width};
+    std::vector<int64_t> lv;
+    for (int l = 0; l < levels.count; ++l)
+      lv.insert(lv.end(), {levels.q_offset[l], levels.rank[l], levels.ext_offset[l], levels.cells[l]});
+    ctx->saved_data["levels"] = lv;
+    return ext;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto cell = ctx->saved_data["cell"].toTensor();
+    const auto s = ctx->saved_data["shape"].toIntVector(), lv = ctx->saved_data["levels"].toIntVector();
+    kernels::MlrLevels levels{static_cast<int>(lv.size() / 4), {}, {}, {}, {}};
+    for (int l = 0; l < levels.count; ++l) {
+      levels.q_offset[l] = static_cast<int>(lv[4 * l]), levels.rank[l] = static_cast<int>(lv[4 * l + 1]);
+      levels.ext_offset[l] = static_cast<int>(lv[4 * l + 2]), levels.cells[l] = static_cast<int>(lv[4 * l + 3]);
+    }
+    const int64_t B = s[0], h = s[1], N = s[2], dh = s[3], width = s[4];
+    const auto dext = grads[0].contiguous();  // (B, N, h, width)
+    auto dq = torch::empty({B, N, h, dh}, dext.options());
+    kernels::mlr_onehot_backward(dext.data_ptr(), cell.data_ptr<int32_t>(), levels, dq.data_ptr(), B, h, N, dh, width,
+                                 kernel_launch::stream());
+    return {dq.transpose(1, 2), torch::Tensor(), torch::Tensor(), torch::Tensor()};
+  }
+};
+#endif
 
 }  // namespace
 
@@ -52,12 +96,36 @@ const std::vector<torch::Tensor>& MlrImpl::cells(const torch::Tensor& like) {
   return onehots_;
 }
 
+const torch::Tensor& MlrImpl::cell_table(const torch::Tensor& like, int64_t N) {
+  if (!cell_table_.defined() || cell_table_.device() != like.device() || cell_table_.size(1) != N) {
+    auto table = torch::zeros({static_cast<int64_t>(ranks.size()), N}, torch::kInt);  // level 0: one cell
+    auto at = table.accessor<int32_t, 2>();
+    for (size_t l = 1; l < ranks.size(); ++l)
+      for (int64_t t = 0; t < N; ++t) at[l][t] = static_cast<int32_t>(cell_of_[l][t]);
+    cell_table_ = table.to(like.device());
+  }
+  return cell_table_;
+}
+
 Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
   const int64_t N = x.size(1), h = dims.heads, dh = dims.head_dim;
   auto qkv_ = split_heads(qkv(x), 3, h);  // 3 x (B, h, N, d_h)
   const auto& oh = cells(x);
   // Per level q^(l) (outer) onehot(cell): q_ext . k_ext = sum_l [same cell] q^(l) . k^(l).
   auto expand = [&](const torch::Tensor& t) {
+#ifdef VITLAB_WITH_KERNELS
+    const int64_t width = onehot_width();
+    if (t.is_cuda() && t.scalar_type() == torch::kBFloat16 && t.stride(3) == 1 &&
+        kernels::mlr_onehot_supports(static_cast<int>(ranks.size()), width)) {
+      kernels::MlrLevels levels{static_cast<int>(ranks.size()), {}, {}, {}, {}};
+      for (int l = 0, q_off = 0, ext_off = 0; l < levels.count; ++l) {
+        levels.q_offset[l] = q_off, levels.rank[l] = static_cast<int>(ranks[l]);
+        levels.ext_offset[l] = ext_off, levels.cells[l] = static_cast<int>(cell_counts_[l]);
+        q_off += levels.rank[l], ext_off += levels.rank[l] * levels.cells[l];
+      }
+      return OnehotExpand::apply(t, cell_table(t, N), levels, width).transpose(1, 2);  // (B, h, N, width)
+    }
+#endif
     std::vector<torch::Tensor> parts;
     int64_t off = 0;
     for (size_t l = 0; l < ranks.size(); off += ranks[l++]) {

@@ -43,9 +43,13 @@ class MlrImpl : public AttentionImpl {
   // Per level the (N, cells_l) one-hot of each token's cell (the class token's row is zero at
   // levels >= 1), built for the input's dtype and device.
   const std::vector<torch::Tensor>& cells(const torch::Tensor& like);
+  // (levels, N) int32 on `like`'s device: each token's cell per level, -1 for none (the one-hot
+  // kernel's form of the same table).
+  const torch::Tensor& cell_table(const torch::Tensor& like, int64_t N);
   std::vector<int64_t> cell_counts_;
   std::vector<std::vector<int64_t>> cell_of_;  // [level][token], -1: in no cell
   std::vector<torch::Tensor> onehots_;
+  torch::Tensor cell_table_;
 };
 
 AttentionPtr make_mlr(const AttentionConfig& cfg, const AttentionDims& dims);
