@@ -20,6 +20,9 @@ namespace {
 
 double rel_err(const torch::Tensor& a, const torch::Tensor& b) { return ((a - b).norm() / b.norm()).item<double>(); }
 
+// The autograd node that made `t`, a view (transpose) of that node's output.
+std::string node_under_view(const torch::Tensor& t) { return t.grad_fn()->next_edges().at(0).function->name(); }
+
 template <typename T>
 std::shared_ptr<T> make(const AttentionConfig& cfg, const AttentionDims& dims) {
   auto p = std::dynamic_pointer_cast<T>(make_attention(cfg, dims));
@@ -81,10 +84,7 @@ TEST(Tpa, KernelInBf16EqualsFloat32OnCuda) {
       {
         compat::AutocastBf16 autocast(c10::DeviceType::CUDA, bf16 == 1);
         auto p = t->project(x, rotate ? &rope : nullptr);
-        if (bf16) {  // q is a transposed view of the kernel's output
-          const auto node = p.q.grad_fn()->next_edges().at(0).function->name();
-          EXPECT_NE(node.find("TpaProduct"), std::string::npos) << node;
-        }
+        if (bf16) EXPECT_NE(node_under_view(p.q).find("TpaProduct"), std::string::npos) << node_under_view(p.q);
         outs[bf16] = {p.q.to(torch::kFloat), p.k.to(torch::kFloat), p.v.to(torch::kFloat)};
         loss = (outs[bf16][0] * w[0]).sum() + (outs[bf16][1] * w[1]).sum() + (outs[bf16][2] * w[2]).sum();
       }
@@ -173,10 +173,7 @@ TEST(Mlr, OnehotKernelInBf16EqualsFloat32OnCuda) {
       {
         compat::AutocastBf16 autocast(c10::DeviceType::CUDA, bf16 == 1);
         auto p = m->project(x, nullptr);
-        if (bf16) {  // q is a transposed view of the kernel's output
-          const auto node = p.q.grad_fn()->next_edges().at(0).function->name();
-          EXPECT_NE(node.find("OnehotExpand"), std::string::npos) << node;
-        }
+        if (bf16) EXPECT_NE(node_under_view(p.q).find("OnehotExpand"), std::string::npos) << node_under_view(p.q);
         auto y = m->forward(x);
         outs[bf16] = {p.q.to(torch::kFloat), p.k.to(torch::kFloat), y.to(torch::kFloat)};
         loss = (outs[bf16][2] * w).sum();
