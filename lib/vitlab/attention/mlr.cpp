@@ -29,7 +29,7 @@ class OnehotExpand : public torch::autograd::Function<OnehotExpand> {
     const int64_t B = q.size(0), h = q.size(1), N = q.size(2), dh = q.size(3);
     auto ext = torch::empty({B, N, h, width}, q.options());
     kernels::mlr_onehot_forward(q.data_ptr(), q.stride(0), q.stride(1), q.stride(2), cell.data_ptr<int32_t>(), levels,
-                                ext.data_ptr(), B, h, N, dh, width, kernel_launch::stream());
+                                ext.data_ptr(), B, h, N, width, kernel_launch::stream());
     ctx->saved_data["cell"] = cell;
     ctx->saved_data["shape"] = std::vector<int64_t>{B, h, N, dh, width};
     std::vector<int64_t> lv;

@@ -55,7 +55,7 @@ bool mlr_onehot_supports(int levels, int64_t width) {
 
 void mlr_onehot_forward(const void* q, int64_t batch_stride, int64_t head_stride, int64_t token_stride,
                         const int32_t* cell, const MlrLevels& levels, void* ext, int64_t B, int64_t h, int64_t N,
-                        int64_t dh, int64_t width, cudaStream_t stream) {
+                        int64_t width, cudaStream_t stream) {
   const int64_t T = B * N, threads = T * h * (width / kVec);
   if (threads == 0) return;
   onehot_forward<<<static_cast<unsigned>((threads + 255) / 256), 256, 0, stream>>>(

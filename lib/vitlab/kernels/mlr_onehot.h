@@ -28,7 +28,7 @@ bool mlr_onehot_supports(int levels, int64_t width);
 // token's cell per level (-1: none); ext (B, N, h, width), contiguous bf16.
 void mlr_onehot_forward(const void* q, int64_t batch_stride, int64_t head_stride, int64_t token_stride,
                         const int32_t* cell, const MlrLevels& levels, void* ext, int64_t B, int64_t h, int64_t N,
-                        int64_t dh, int64_t width, cudaStream_t stream);
+                        int64_t width, cudaStream_t stream);
 
 // dext (B, N, h, width) contiguous bf16 -> dq (B, N, h, d_h) contiguous bf16: each q column's
 // gradient is the one ext column it was copied to (zero where the token has no cell).
