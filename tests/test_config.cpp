@@ -4,7 +4,6 @@
 #include "vitlab/app.h"
 #include "vitlab/config.h"
 #include "vitlab/error.h"
-#include "vitlab/io/files.h"
 
 using namespace vitlab;
 using vitlab::test::error_of;
@@ -95,7 +94,8 @@ TEST(Config, OverridesParseJsonOrString) {
   // load_run_config validates after the overrides and names the key
   EXPECT_EQ(error_of([] { load_run_config("", {"model.bogus=1"}); }), "--set model.bogus=1: unknown key");
   // ... the flag, not the file it overrides, when the bad value came from --set
-  const std::string file = join_path(make_temp_directory("vitlab_config_set"), "run.json");
+  const test::TempDir dir;
+  const std::string file = dir / "run.json";
   test::write_file(file, R"({"model": {"dim": 64, "heads": 5}})");
   EXPECT_EQ(error_of([&] { load_run_config(file, {"model.dim=abc"}); }),
             "--set model.dim=abc: expected an integer, got a string \"abc\"");
