@@ -111,20 +111,22 @@ Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
   const int64_t N = x.size(1), h = dims.heads, dh = dims.head_dim;
   auto qkv_ = split_heads(qkv(x), 3, h);  // 3 x (B, h, N, d_h)
   const auto& oh = cells(x);
+#ifdef VITLAB_WITH_KERNELS
+  // The kernel's description of the levels, the same for q and k.
+  const int64_t width = onehot_width();
+  kernels::MlrLevels levels{static_cast<int>(ranks.size()), {}, {}, {}, {}};
+  const bool kernel_levels = kernels::mlr_onehot_supports(levels.count, width);
+  for (int l = 0, q_off = 0, ext_off = 0; kernel_levels && l < levels.count; ++l) {
+    levels.q_offset[l] = q_off, levels.rank[l] = static_cast<int>(ranks[l]);
+    levels.ext_offset[l] = ext_off, levels.cells[l] = static_cast<int>(cell_counts_[l]);
+    q_off += levels.rank[l], ext_off += levels.rank[l] * levels.cells[l];
+  }
+#endif
   // Per level q^(l) (outer) onehot(cell): q_ext . k_ext = sum_l [same cell] q^(l) . k^(l).
   auto expand = [&](const torch::Tensor& t) {
 #ifdef VITLAB_WITH_KERNELS
-    const int64_t width = onehot_width();
-    if (t.is_cuda() && t.scalar_type() == torch::kBFloat16 && t.stride(3) == 1 &&
-        kernels::mlr_onehot_supports(static_cast<int>(ranks.size()), width)) {
-      kernels::MlrLevels levels{static_cast<int>(ranks.size()), {}, {}, {}, {}};
-      for (int l = 0, q_off = 0, ext_off = 0; l < levels.count; ++l) {
-        levels.q_offset[l] = q_off, levels.rank[l] = static_cast<int>(ranks[l]);
-        levels.ext_offset[l] = ext_off, levels.cells[l] = static_cast<int>(cell_counts_[l]);
-        q_off += levels.rank[l], ext_off += levels.rank[l] * levels.cells[l];
-      }
+    if (kernel_levels && t.is_cuda() && t.scalar_type() == torch::kBFloat16 && t.stride(3) == 1)
       return OnehotExpand::apply(t, cell_table(t, N), levels, width).transpose(1, 2);  // (B, h, N, width)
-    }
 #endif
     std::vector<torch::Tensor> parts;
     int64_t off = 0;
