@@ -203,29 +203,59 @@ TEST(Mlr, AutoPathFollowsTheOnehotWidth) {
   EXPECT_EQ(deeper->describe()["kernel"], "composed (masked)");
 }
 
-// q . k = x^T W x' with W[(a,b),(c,e)] = sum_s L[b,a,c,s] R[c,b,s,e], assembled entry by entry.
+// q . k = x^T W x' with W[(a,b),(c,e)] = sum_s L[b,a,c,s] R[c,b,s,e], assembled entry by entry,
+// for both ways of computing q and k.
 TEST(Btt, ScoreIsTheDenseBilinearForm) {
   const int64_t m1 = 2, m2 = 3, d = m1 * m2, r = 2, h = 2, N = 4;
-  auto m = make<BttImpl>({"btt", json{{"m1", m1}, {"rank", r}}}, {d, h, 3, true});
-  torch::NoGradGuard no_grad;
-  auto x = torch::randn({1, N, d}, torch::kDouble);
-  auto p = m->project(x, nullptr);
-  for (int64_t head = 0; head < h; ++head) {
-    auto W = torch::zeros({d, d}, torch::kDouble);
-    for (int64_t a = 0; a < m1; ++a)
-      for (int64_t b = 0; b < m2; ++b)
-        for (int64_t c = 0; c < m1; ++c)
-          for (int64_t e = 0; e < m2; ++e) {
-            double w = 0;
-            for (int64_t s = 0; s < r; ++s)
-              w += m->L[head][b][a][c][s].item<double>() * m->R[head][c][b][s][e].item<double>();
-            W[a * m2 + b][c * m2 + e] = w;  // x viewed as (m1 x m2): flat index a m2 + b
-          }
-    auto expected = x[0].matmul(W).matmul(x[0].t());            // (N, N): x_i^T W x_j
-    auto got = p.q[0][head].matmul(p.k[0][head].t());           // (N, N)
-    EXPECT_LE(rel_err(got, expected), 1e-12) << "head " << head;
+  for (const char* projection : {"factored", "dense"}) {
+    auto m = make<BttImpl>({"btt", json{{"m1", m1}, {"rank", r}, {"projection", projection}}}, {d, h, 3, true});
+    EXPECT_EQ(m->uses_dense(torch::kCPU), std::string(projection) == "dense");
+    torch::NoGradGuard no_grad;
+    auto x = torch::randn({1, N, d}, torch::kDouble);
+    auto p = m->project(x, nullptr);
+    for (int64_t head = 0; head < h; ++head) {
+      auto W = torch::zeros({d, d}, torch::kDouble);
+      for (int64_t a = 0; a < m1; ++a)
+        for (int64_t b = 0; b < m2; ++b)
+          for (int64_t c = 0; c < m1; ++c)
+            for (int64_t e = 0; e < m2; ++e) {
+              double w = 0;
+              for (int64_t s = 0; s < r; ++s)
+                w += m->L[head][b][a][c][s].item<double>() * m->R[head][c][b][s][e].item<double>();
+              W[a * m2 + b][c * m2 + e] = w;  // x viewed as (m1 x m2): flat index a m2 + b
+            }
+      auto expected = x[0].matmul(W).matmul(x[0].t());   // (N, N): x_i^T W x_j
+      auto got = p.q[0][head].matmul(p.k[0][head].t());  // (N, N)
+      EXPECT_LE(rel_err(got, expected), 1e-12) << projection << " head " << head;
+    }
+    EXPECT_EQ(m->parameter_count(), h * d * r * (m1 + m2) + 2 * d * h * 3 + h * 3 + d);
   }
-  EXPECT_EQ(m->parameter_count(), h * d * r * (m1 + m2) + 2 * d * h * 3 + h * 3 + d);
+}
+
+// The dense projection is the factored one computed another way: the same q and k, and the same
+// gradients for L, R and x (float64). "auto" takes the factored one on the CPU.
+TEST(Btt, DenseProjectionEqualsFactored) {
+  const AttentionDims dims{12, 2, 4, true};
+  auto factored = make<BttImpl>({"btt", json{{"m1", 3}, {"rank", 2}}}, dims);
+  EXPECT_FALSE(factored->uses_dense(torch::kCPU));
+  EXPECT_TRUE(factored->uses_dense(torch::Device(torch::kCUDA, 0)));
+  auto dense = make<BttImpl>({"btt", json{{"m1", 3}, {"rank", 2}, {"projection", "dense"}}}, dims);
+  {
+    torch::NoGradGuard no_grad;
+    auto to = dense->named_parameters();
+    for (const auto& p : factored->named_parameters()) to[p.key()].copy_(p.value());
+  }
+  auto x = torch::randn({2, 5, 12}, torch::dtype(torch::kDouble).requires_grad(true));
+  std::vector<torch::Tensor> outs, grads;
+  for (auto& m : {factored, dense}) {
+    auto p = m->project(x, nullptr);
+    outs.push_back(p.q), outs.push_back(p.k);
+    auto g = torch::autograd::grad({(p.q * p.q.sin()).sum() + (p.k * p.k.cos()).sum()}, {m->L, m->R, x});
+    grads.insert(grads.end(), g.begin(), g.end());
+  }
+  EXPECT_LE(rel_err(outs[2], outs[0]), 1e-12);
+  EXPECT_LE(rel_err(outs[3], outs[1]), 1e-12);
+  for (int i = 0; i < 3; ++i) EXPECT_LE(rel_err(grads[3 + i], grads[i]), 1e-12) << "gradient " << i;
 }
 
 // Fused kernel versus the plain composition, for every variant (LibTorch 2.x only).

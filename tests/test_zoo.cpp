@@ -138,6 +138,8 @@ TEST(Zoo, ImpossibleSettingsSayWhich) {
   EXPECT_EQ(error_of({"mlr", json{{"ranks", {4, 4}}}}), "model.attention.ranks: 4+4=8 must sum to the head width d_h=6");
   EXPECT_EQ(error_of({"mlr", json{{"ranks", "4"}}}), "model.attention.ranks: expected a list of integers, got \"4\"");
   EXPECT_EQ(error_of({"mlr", json{{"layout", "spiral"}}}), "model.attention.layout: 'spiral' is not one of quadtree, sequence");
+  EXPECT_EQ(error_of({"btt", json{{"projection", "sparse"}}}),
+            "model.attention.projection: 'sparse' is not one of auto, dense, factored");
   const AttentionDims grid4{24, 4, 6, false, false, 4, 1};
   auto error_in = [](const AttentionConfig& c, const AttentionDims& d) {
     return vitlab::test::error_of([&] { make_attention(c, d); });
