@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <numeric>
 
 #include "vitlab/attention/btt.h"
 #include "vitlab/attention/mha.h"
@@ -185,6 +186,35 @@ TEST(Mlr, OnehotKernelInBf16EqualsFloat32OnCuda) {
     EXPECT_TRUE(torch::equal(outs[1][0].eq(0), outs[0][0].eq(0))) << at << ": the zeros of the expansion";
     for (int i = 0; i < 3; ++i) EXPECT_LT(rel_err(outs[1][i], outs[0][i]), 1e-2) << at << " output " << i;
     for (size_t i = 0; i < grads[0].size(); ++i) EXPECT_LT(rel_err(grads[1][i], grads[0][i]), 2e-2) << at << " grad " << i;
+  }
+}
+
+// The kernel's expansion is a copy, so it equals LibTorch's (the product with the one-hot, in
+// float32) on the same bf16 q bit for bit, and so does its gradient; q strided as the projection
+// leaves it, and level boundaries inside one 8-column chunk ({4, 1, 3}: 4 | 4 | 48 columns).
+TEST(Mlr, OnehotKernelCopiesExactlyOnCuda) {
+  if (!fused_bias_grad_built() || !torch::cuda::is_available())
+    GTEST_SKIP() << "needs the fused kernels (a CUDA build with nvcc) and a CUDA device";
+  torch::manual_seed(0);
+  const auto cuda = torch::TensorOptions().device(torch::kCUDA);
+  const int64_t B = 3, grid = 4, N = 1 + grid * grid, h = 2;
+  for (const auto& [ranks, layout] : std::vector<std::pair<std::vector<int64_t>, std::string>>{
+           {{8, 8}, "quadtree"}, {{4, 1, 3}, "quadtree"}, {{2, 1, 5}, "sequence"}}) {
+    const int64_t dh = std::accumulate(ranks.begin(), ranks.end(), int64_t{0});
+    auto m = std::dynamic_pointer_cast<MlrImpl>(make_attention(
+        {"mlr", json{{"ranks", ranks}, {"layout", layout}, {"path", "onehot"}}}, {h * dh, h, dh, true, false, grid, 1}));
+    m->to(torch::kCUDA);
+    const auto packed = torch::randn({B, N, 3, h, dh}, cuda).to(torch::kBFloat16).requires_grad_(true);
+    const auto packed32 = packed.detach().to(torch::kFloat).requires_grad_(true);
+    auto ext = m->expand(packed.select(2, 0).transpose(1, 2));    // (B, h, N, width), the kernel
+    auto ref = m->expand(packed32.select(2, 0).transpose(1, 2));  // (B, h, N, width), LibTorch
+    const std::string at = layout + " " + std::to_string(ranks.size()) + " levels";
+    EXPECT_NE(node_under_view(ext).find("OnehotExpand"), std::string::npos) << node_under_view(ext);
+    EXPECT_TRUE(torch::equal(ext.to(torch::kFloat), ref)) << at;
+    const auto dext = torch::randn(ext.sizes(), cuda).to(torch::kBFloat16);
+    auto g = torch::autograd::grad({ext}, {packed}, {dext})[0];
+    auto g32 = torch::autograd::grad({ref}, {packed32}, {dext.to(torch::kFloat)})[0];
+    EXPECT_TRUE(torch::equal(g.to(torch::kFloat), g32)) << at;
   }
 }
 

@@ -77,8 +77,7 @@ MlrImpl::MlrImpl(const AttentionDims& d, std::vector<int64_t> r, std::string lay
   }
 }
 
-const std::vector<torch::Tensor>& MlrImpl::cells(const torch::Tensor& like) {
-  const int64_t N = like.size(1);
+const std::vector<torch::Tensor>& MlrImpl::cells(const torch::Tensor& like, int64_t N) {
   if (ranks.size() > 1 && N != static_cast<int64_t>(cell_of_[0].size()))
     fail("mlr: ", N, " tokens, but the layer was built for ", cell_of_[0].size());
   if (onehots_.empty() || onehots_[0].options().device() != like.device() || onehots_[0].dtype() != like.dtype() ||
@@ -107,42 +106,41 @@ const torch::Tensor& MlrImpl::cell_table(const torch::Tensor& like, int64_t N) {
   return cell_table_;
 }
 
-Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
-  const int64_t N = x.size(1), h = dims.heads, dh = dims.head_dim;
-  auto qkv_ = split_heads(qkv(x), 3, h);  // 3 x (B, h, N, d_h)
-  const auto& oh = cells(x);
+torch::Tensor MlrImpl::expand(const torch::Tensor& t) {
+  const int64_t N = t.size(2);
+  const auto& oh = cells(t, N);
 #ifdef VITLAB_WITH_KERNELS
-  // The kernel's description of the levels, the same for q and k.
   const int64_t width = onehot_width();
   kernels::MlrLevels levels{static_cast<int>(ranks.size()), {}, {}, {}, {}};
-  const bool kernel_levels = kernels::mlr_onehot_supports(levels.count, width);
-  for (int l = 0, q_off = 0, ext_off = 0; kernel_levels && l < levels.count; ++l) {
-    levels.q_offset[l] = q_off, levels.rank[l] = static_cast<int>(ranks[l]);
-    levels.ext_offset[l] = ext_off, levels.cells[l] = static_cast<int>(cell_counts_[l]);
-    q_off += levels.rank[l], ext_off += levels.rank[l] * levels.cells[l];
+  if (t.is_cuda() && t.scalar_type() == torch::kBFloat16 && t.stride(3) == 1 &&
+      kernels::mlr_onehot_supports(levels.count, width, t.size(0) * t.size(1) * N, t.size(3))) {
+    for (int l = 0, q_off = 0, ext_off = 0; l < levels.count; ++l) {
+      levels.q_offset[l] = q_off, levels.rank[l] = static_cast<int>(ranks[l]);
+      levels.ext_offset[l] = ext_off, levels.cells[l] = static_cast<int>(cell_counts_[l]);
+      q_off += levels.rank[l], ext_off += levels.rank[l] * levels.cells[l];
+    }
+    return OnehotExpand::apply(t, cell_table(t, N), levels, width).transpose(1, 2);  // (B, h, N, width)
   }
 #endif
   // Per level q^(l) (outer) onehot(cell): q_ext . k_ext = sum_l [same cell] q^(l) . k^(l).
-  auto expand = [&](const torch::Tensor& t) {
-#ifdef VITLAB_WITH_KERNELS
-    if (kernel_levels && t.is_cuda() && t.scalar_type() == torch::kBFloat16 && t.stride(3) == 1)
-      return OnehotExpand::apply(t, cell_table(t, N), levels, width).transpose(1, 2);  // (B, h, N, width)
-#endif
-    std::vector<torch::Tensor> parts;
-    int64_t off = 0;
-    for (size_t l = 0; l < ranks.size(); off += ranks[l++]) {
-      auto tl = t.narrow(-1, off, ranks[l]).unsqueeze(-1);                            // (B, h, N, r_l, 1)
-      parts.push_back((tl * oh[l].view({1, 1, N, 1, -1})).flatten(-2));               // (B, h, N, r_l cells_l)
-    }
-    return torch::cat(parts, -1);                                                    // (B, h, N, onehot width)
-  };
-  return {expand(qkv_[0]), expand(qkv_[1]), qkv_[2], 1.0 / std::sqrt(static_cast<double>(dh))};
+  std::vector<torch::Tensor> parts;
+  int64_t off = 0;
+  for (size_t l = 0; l < ranks.size(); off += ranks[l++]) {
+    auto tl = t.narrow(-1, off, ranks[l]).unsqueeze(-1);               // (B, h, N, r_l, 1)
+    parts.push_back((tl * oh[l].view({1, 1, N, 1, -1})).flatten(-2));  // (B, h, N, r_l cells_l)
+  }
+  return torch::cat(parts, -1);  // (B, h, N, onehot width)
+}
+
+Projected MlrImpl::project(const torch::Tensor& x, const Rope2d*) {
+  auto qkv_ = split_heads(qkv(x), 3, dims.heads);  // 3 x (B, h, N, d_h)
+  return {expand(qkv_[0]), expand(qkv_[1]), qkv_[2], 1.0 / std::sqrt(static_cast<double>(dims.head_dim))};
 }
 
 torch::Tensor MlrImpl::scores(const torch::Tensor& x, const Rope2d*) {
   const int64_t h = dims.heads, dh = dims.head_dim;
   auto qkv_ = split_heads(qkv(x), 3, h);  // 3 x (B, h, N, d_h)
-  const auto& oh = cells(x);
+  const auto& oh = cells(x, x.size(1));
   torch::Tensor s;
   int64_t off = 0;
   for (size_t l = 0; l < ranks.size(); off += ranks[l++]) {

@@ -30,6 +30,9 @@ class MlrImpl : public AttentionImpl {
   double flops_per_token(int64_t n) const override;
   json describe() const override;
 
+  // (B, h, N, d_h) -> (B, h, N, onehot width): each level's columns times the one-hot of the
+  // token's cell; on CUDA in bf16 through kernels/mlr_onehot.cu.
+  torch::Tensor expand(const torch::Tensor& t);
   int64_t onehot_width() const;  // sum_l r_l cells_l
   bool uses_onehot() const;      // the path forward() takes
 
@@ -41,8 +44,8 @@ class MlrImpl : public AttentionImpl {
 
  private:
   // Per level the (N, cells_l) one-hot of each token's cell (the class token's row is zero at
-  // levels >= 1), built for the input's dtype and device.
-  const std::vector<torch::Tensor>& cells(const torch::Tensor& like);
+  // levels >= 1), built for `like`'s dtype and device; N must be the layer's token count.
+  const std::vector<torch::Tensor>& cells(const torch::Tensor& like, int64_t N);
   // (levels, N) int32 on `like`'s device: each token's cell per level, -1 for none (the one-hot
   // kernel's form of the same table).
   const torch::Tensor& cell_table(const torch::Tensor& like, int64_t N);

@@ -19,9 +19,10 @@ struct MlrLevels {
   int q_offset[kMax], rank[kMax], ext_offset[kMax], cells[kMax];
 };
 
-// The shapes the kernels take: at most MlrLevels::kMax levels, an expanded width that is a
-// multiple of 8 (the forward writes 8 columns at once).
-bool mlr_onehot_supports(int levels, int64_t width);
+// The shapes the kernels take: at most MlrLevels::kMax levels, an expanded width and a head width
+// d_h that are multiples of 8 (each thread writes 8 columns at once), and rows = B N h
+// token-head rows few enough that rows * width and rows * d_h index in 32 bits.
+bool mlr_onehot_supports(int levels, int64_t width, int64_t rows, int64_t dh);
 
 // q (B, h, N, d_h) bf16 with contiguous rows, element (b, i, n, j) at
 // q[b * batch_stride + i * head_stride + n * token_stride + j]; cell (levels, N) int32, the
