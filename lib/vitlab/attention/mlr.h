@@ -29,6 +29,8 @@ class MlrImpl : public AttentionImpl {
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;
   json describe() const override;
+  // The onehot path reads x once, through qkv (the masked path runs qkv twice).
+  bool reads_input_through_linear() const override { return uses_onehot(); }
 
   // (B, h, N, d_h) -> (B, h, N, onehot width): each level's columns times the one-hot of the
   // token's cell; on CUDA in bf16 through kernels/mlr_onehot.cu.

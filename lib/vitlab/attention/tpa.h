@@ -18,6 +18,7 @@ class TpaImpl : public AttentionImpl {
   int64_t kv_floats_per_token() const override;
   double flops_per_token(int64_t n) const override;
   json describe() const override;
+  bool reads_input_through_linear() const override { return true; }  // one product for all factors
 
   AttentionDims dims;
   int64_t q_rank, k_rank, v_rank;
