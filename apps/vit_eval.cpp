@@ -16,7 +16,8 @@
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
   CLI::App app{"Evaluate a vitlab checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix, img/s."};
-  std::string checkpoint, data, split = "test", out, device = "auto", precision = "auto", timm_config, interpolation;
+  std::string checkpoint, data, split = "test", out, device = "auto", precision = "auto", timm_config, interpolation,
+      class_map;
   int threads = 0, batch = 500, image_size = 0;
   double crop_pct = -1;
   bool cuda_graph = false;
@@ -27,6 +28,9 @@ int main(int argc, char** argv) {
                  "pretrained_cfg)")->check(CLI::ExistingFile);
   app.add_option("--data", data, "Dataset spec (default: the run's own, else fashion-mnist; a timm checkpoint "
                                  "needs one, e.g. folder:DIR)");
+  app.add_option("--class-map", class_map, "Class names of the checkpoint's outputs, one a line (timm's class map): "
+                                           "an image folder's class folders are matched to them by name (default: "
+                                           "the checkpoint's label_names)");
   app.add_option("--split", split, "test, val or train")->check(CLI::IsMember({"test", "val", "train"}));
   app.add_option("--image-size", image_size, "Evaluate at this image size (position embeddings resampled as timm "
                                              "does; default: the model's)")->check(CLI::PositiveNumber);
@@ -69,6 +73,12 @@ int main(int argc, char** argv) {
         vitlab::fail("--image-size ", image_size, ": ", e.what());
       }
     }
+    if (!class_map.empty()) {
+      mc.label_names = vitlab::read_class_map(class_map);
+      if (static_cast<int>(mc.label_names.size()) != mc.num_classes)
+        vitlab::fail("--class-map ", class_map, ": has ", mc.label_names.size(), " class names but the checkpoint has ",
+                     mc.num_classes, " classes");
+    }
     vitlab::ViT model = vitlab::load_model(checkpoint, mc);
     model->to(dev);
     // The run's own data settings (same validation split) when the checkpoint sits in a run dir.
@@ -84,7 +94,7 @@ int main(int argc, char** argv) {
     if (crop_pct >= 0) dc.crop_pct = crop_pct;
     if (!interpolation.empty()) dc.interpolation = interpolation;
     if (timm || image_size > 0 || dc.crop_pct > 0) dc.image_size = mc.image_size;
-    vitlab::Splits splits = vitlab::load_data(dc);
+    vitlab::Splits splits = vitlab::load_data(dc, &mc);
     vitlab::check_data_fits_model(splits, model->cfg);
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");

@@ -1,5 +1,6 @@
 #include "vitlab/config.h"
 
+#include <cmath>
 #include <fstream>
 #include <set>
 
@@ -66,6 +67,16 @@ class Fields {
       for (const auto& e : *v) {
         if (!e.is_number()) wrong(key, *v, "an array of numbers");
         out.push_back(e.get<double>());
+      }
+    }
+  }
+  void get(const std::string& key, std::vector<std::string>& out) {
+    if (const json* v = take(key)) {
+      if (!v->is_array()) wrong(key, *v, "an array of strings");
+      out.clear();
+      for (const auto& e : *v) {
+        if (!e.is_string()) wrong(key, *v, "an array of strings");
+        out.push_back(e.get<std::string>());
       }
     }
   }
@@ -146,11 +157,16 @@ void ModelConfig::validate() const {
     check(v->size() == 1 || static_cast<int>(v->size()) == in_chans, v == &mean ? "model.mean" : "model.std",
           "needs 1 or model.in_chans=" + std::to_string(in_chans) + " values");
   for (double s : std) check(s > 0, "model.std", "values must be positive");
+  check(label_names.empty() || static_cast<int>(label_names.size()) == num_classes, "model.label_names",
+        "has " + std::to_string(label_names.size()) + " names but model.num_classes=" + std::to_string(num_classes));
+  std::set<std::string> names(label_names.begin(), label_names.end());
+  check(names.size() == label_names.size(), "model.label_names", "names must be distinct");
 }
 
 void DataConfig::validate() const {
   check(!spec.empty(), "data.spec", "must not be empty");
-  check(val_size >= 0, "data.val_size", "must be >= 0");
+  check(val_size >= 0 && (val_size < 1 || val_size == std::floor(val_size)), "data.val_size",
+        "must be a count of images (>= 1), a fraction in (0, 1), or 0 (none)");
   check(image_size >= 0, "data.image_size", "must be >= 0");
   check(crop_pct >= 0 && crop_pct <= 1, "data.crop_pct", "must be in (0, 1], or 0 (no crop)");
   check(crop_pct == 0 || image_size > 0, "data.crop_pct", "needs data.image_size");
@@ -187,6 +203,17 @@ void TrainConfig::validate() const {
   check(augment.mixup_alpha >= 0, "train.augment.mixup_alpha", "must be >= 0");
   check(augment.cutmix_alpha >= 0, "train.augment.cutmix_alpha", "must be >= 0");
   check(augment.mix_prob >= 0 && augment.mix_prob <= 1, "train.augment.mix_prob", "must be in [0, 1]");
+  const auto& a = augment;
+  check(a.scale.size() == 2 && a.scale[0] > 0 && a.scale[0] <= a.scale[1] && a.scale[1] <= 1, "train.augment.scale",
+        "must be [min, max] with 0 < min <= max <= 1");
+  check(a.ratio.size() == 2 && a.ratio[0] > 0 && a.ratio[0] <= a.ratio[1], "train.augment.ratio",
+        "must be [min, max] with 0 < min <= max");
+  check(one_of(a.interpolation, {"bilinear", "bicubic"}), "train.augment.interpolation",
+        "must be \"bilinear\" or \"bicubic\", got \"" + a.interpolation + "\"");
+  check(a.re_prob >= 0 && a.re_prob <= 1, "train.augment.re_prob", "must be in [0, 1]");
+  check(one_of(a.re_mode, {"const", "rand", "pixel"}), "train.augment.re_mode",
+        "'" + a.re_mode + "' is not one of const, rand, pixel");
+  check(a.re_count >= 1, "train.augment.re_count", "must be at least 1");
 }
 
 void RunConfig::validate() const {
@@ -209,13 +236,16 @@ json to_json(const ModelConfig& c) {
   if (c.fc_norm) j["fc_norm"] = true;
   if (c.layer_scale > 0) j["layer_scale"] = c.layer_scale;
   if (c.class_token) j["class_token"] = *c.class_token;
+  if (!c.label_names.empty()) j["label_names"] = c.label_names;
   return j;
 }
 
 json to_json(const DataConfig& c) {
   const auto& s = c.synthetic;
+  // A count is written as an integer, as the records of earlier runs have it.
+  const json val_size = c.val_size >= 1 ? json(static_cast<int64_t>(c.val_size)) : json(c.val_size);
   json j{{"spec", c.spec},
-         {"val_size", c.val_size},
+         {"val_size", val_size},
          {"image_size", c.image_size},
          {"channels", c.channels},
          {"workers", c.workers},
@@ -224,6 +254,8 @@ json to_json(const DataConfig& c) {
   // Written only when set, so the records of earlier runs still match on --resume.
   if (c.crop_pct > 0) j["crop_pct"] = c.crop_pct;
   if (c.interpolation != "bilinear") j["interpolation"] = c.interpolation;
+  if (c.val_seed != 0) j["val_seed"] = c.val_seed;
+  if (c.skip_bad_images) j["skip_bad_images"] = true;
   return j;
 }
 
@@ -253,7 +285,14 @@ json to_json(const TrainConfig& c) {
          {"tf32", c.tf32},
          {"augment", {{"crop_padding", a.crop_padding}, {"flip", a.flip}, {"mixup_alpha", a.mixup_alpha},
                       {"cutmix_alpha", a.cutmix_alpha}, {"mix_prob", a.mix_prob}}}};
-  if (c.cuda_graph) j["cuda_graph"] = true;  // only when set: earlier runs' configs stay as they were
+  // Only when set: earlier runs' configs stay as they were.
+  if (c.cuda_graph) j["cuda_graph"] = true;
+  json& aj = j["augment"];
+  if (a.rrc) aj["rrc"] = true;
+  if (a.rrc || a.scale != AugmentConfig{}.scale) aj["scale"] = a.scale;
+  if (a.rrc || a.ratio != AugmentConfig{}.ratio) aj["ratio"] = a.ratio;
+  if (a.rrc || a.interpolation != "bilinear") aj["interpolation"] = a.interpolation;
+  if (a.re_prob > 0) aj["re_prob"] = a.re_prob, aj["re_mode"] = a.re_mode, aj["re_count"] = a.re_count;
   return j;
 }
 
@@ -292,6 +331,7 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
   }
   f.get("mean", c.mean);
   f.get("std", c.std);
+  f.get("label_names", c.label_names);
   if (const json* a = f.object("attention")) {
     const std::string apath = f.key_path("attention");
     if (a->is_string()) {
@@ -314,6 +354,8 @@ DataConfig data_from_json(const json& j, const std::string& path) {
   DataConfig c;
   f.get("spec", c.spec);
   f.get("val_size", c.val_size);
+  f.get("val_seed", c.val_seed);
+  f.get("skip_bad_images", c.skip_bad_images);
   f.get("image_size", c.image_size);
   f.get("crop_pct", c.crop_pct);
   f.get("interpolation", c.interpolation);
@@ -362,6 +404,13 @@ TrainConfig train_from_json(const json& j, const std::string& path) {
     g.get("mixup_alpha", c.augment.mixup_alpha);
     g.get("cutmix_alpha", c.augment.cutmix_alpha);
     g.get("mix_prob", c.augment.mix_prob);
+    g.get("rrc", c.augment.rrc);
+    g.get("scale", c.augment.scale);
+    g.get("ratio", c.augment.ratio);
+    g.get("interpolation", c.augment.interpolation);
+    g.get("re_prob", c.augment.re_prob);
+    g.get("re_mode", c.augment.re_mode);
+    g.get("re_count", c.augment.re_count);
     g.finish();
   }
   f.finish();

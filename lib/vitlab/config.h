@@ -47,6 +47,9 @@ struct ModelConfig {
   // pretrained_cfg, so a checkpoint evaluates with the statistics it was trained with).
   std::vector<double> mean{0.5};
   std::vector<double> std{0.5};
+  // The name of each class, by class index (timm's label_names): filled from an image folder's
+  // class folders when a run starts, so a checkpoint maps an evaluation folder by name.
+  std::vector<std::string> label_names;
   AttentionConfig attention;
 
   int grid() const { return image_size / patch_size; }
@@ -70,7 +73,10 @@ struct SyntheticConfig {
 struct DataConfig {
   // "fashion-mnist", "idx:PATH_PREFIX", "cifar10:DIR", "cifar100:DIR", "folder:DIR", "synthetic"
   std::string spec = "fashion-mnist";
-  int val_size = 5000;  // the last val_size training images, held out for model selection
+  // Held out of the training split for model selection: a seeded, stratified random subset
+  // (the same fraction of every class). >= 1: that many images; in (0, 1): that fraction; 0: none.
+  double val_size = 0.1;
+  int val_seed = 0;     // the hold-out's seed (apart from train.seed, so seeds share one split)
   int image_size = 0;   // resize every image to this square size (0: keep the data's size)
   // With image_size: timm's evaluation transform. crop_pct > 0 resizes the shorter side to
   // floor(image_size / crop_pct) and takes the centre image_size x image_size crop; 0 resizes
@@ -78,8 +84,11 @@ struct DataConfig {
   // (antialiased, as PIL resizes).
   double crop_pct = 0.0;
   std::string interpolation = "bilinear";
-  int channels = 0;     // image folders: 1 or 3 (0: 3)
+  int channels = 0;     // image folders: decode to 1 (L) or 3 (RGB) channels (0: the model's in_chans)
   int workers = 0;      // image-folder decoding threads (0: all cores)
+  // Image folders: an unreadable image is an error naming it (false), or is skipped and counted
+  // in the result (true; in training its place in the batch goes to the next image of the epoch).
+  bool skip_bad_images = false;
   SyntheticConfig synthetic;
   void validate() const;
 };
@@ -90,6 +99,19 @@ struct AugmentConfig {
   double mixup_alpha = 0.0;
   double cutmix_alpha = 0.0;
   double mix_prob = 1.0;  // probability that a batch is mixed when mixup or cutmix is on
+  // timm's RandomResizedCrop (image folders, per image on the decode workers): a crop of
+  // scale[0]..scale[1] of the area and aspect ratio ratio[0]..ratio[1] (log-uniform), resized
+  // to the model's size with `interpolation` (bilinear or bicubic, PIL's filters).
+  bool rrc = false;
+  std::vector<double> scale{0.08, 1.0};
+  std::vector<double> ratio{3.0 / 4.0, 4.0 / 3.0};
+  std::string interpolation = "bilinear";
+  // timm's RandomErasing on the normalised batch: per image with probability re_prob, 1 to re_count
+  // rectangles (re_count exactly when 1) of 2-33% of the area filled by mode "const" (0), "rand" (one normal value per
+  // channel) or "pixel" (normal per pixel).
+  double re_prob = 0.0;
+  std::string re_mode = "const";
+  int re_count = 1;
 };
 
 struct TrainConfig {

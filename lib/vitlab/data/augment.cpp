@@ -23,6 +23,47 @@ torch::Tensor random_flip(const torch::Tensor& images) {
   return torch::where(flip, images.flip({3}), images);
 }
 
+torch::Tensor random_erasing(const torch::Tensor& x, double prob, const std::string& mode, int count) {
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  // Host draws from the default CPU generator (seeded per step): (B, count) rectangles as
+  // (top, left, h, w), h = 0 where none.
+  auto rect = torch::zeros({B, count, 4}, torch::kLong);
+  auto r = rect.accessor<int64_t, 3>();
+  auto draw = [] { return torch::rand({1}, torch::kDouble).item<double>(); };
+  const double log_lo = std::log(0.3), log_hi = std::log(1 / 0.3);
+  for (int64_t i = 0; i < B; ++i) {
+    if (draw() >= prob) continue;
+    const int n = count == 1 ? 1 : 1 + static_cast<int>(draw() * count);
+    for (int k = 0; k < n; ++k)
+      for (int attempt = 0; attempt < 10; ++attempt) {
+        const double area = (0.02 + draw() * (1.0 / 3 - 0.02)) * H * W / n;
+        const double aspect = std::exp(log_lo + draw() * (log_hi - log_lo));
+        const auto h = static_cast<int64_t>(std::nearbyint(std::sqrt(area * aspect)));
+        const auto w = static_cast<int64_t>(std::nearbyint(std::sqrt(area / aspect)));
+        if (w < W && h < H) {
+          r[i][k][0] = static_cast<int64_t>(draw() * (H - h + 1));
+          r[i][k][1] = static_cast<int64_t>(draw() * (W - w + 1));
+          r[i][k][2] = h;
+          r[i][k][3] = w;
+          break;
+        }
+      }
+  }
+  rect = rect.to(x.device());
+  auto ys = torch::arange(H, rect.options()).view({1, 1, H, 1}), xs = torch::arange(W, rect.options()).view({1, 1, 1, W});
+  torch::Tensor out = x;
+  for (int k = 0; k < count; ++k) {
+    auto p = rect.select(1, k).view({B, 4, 1, 1});  // (B, 4, 1, 1)
+    auto top = p.narrow(1, 0, 1), left = p.narrow(1, 1, 1), h = p.narrow(1, 2, 1), w = p.narrow(1, 3, 1);
+    auto mask = (ys >= top) & (ys < top + h) & (xs >= left) & (xs < left + w);  // (B, 1, H, W)
+    torch::Tensor fill = torch::zeros({}, x.options());
+    if (mode == "pixel") fill = torch::randn(x.sizes(), x.options());
+    else if (mode == "rand") fill = torch::randn({B, C, 1, 1}, x.options());
+    out = torch::where(mask, fill, out);
+  }
+  return out;
+}
+
 torch::Tensor smooth_targets(const torch::Tensor& labels, int64_t classes, double smoothing) {
   auto t = torch::full({labels.size(0), classes}, smoothing / classes,
                        torch::TensorOptions().dtype(torch::kFloat).device(labels.device()));
@@ -42,6 +83,7 @@ Batch augment_batch(const torch::Tensor& images, const torch::Tensor& labels, co
   auto x = random_crop(images, a.crop_padding);
   if (a.flip) x = random_flip(x);
   Batch b{preprocess(x, model), smooth_targets(labels, model.num_classes, train.label_smoothing)};
+  if (a.re_prob > 0) b.x = random_erasing(b.x, a.re_prob, a.re_mode, a.re_count);
   const bool mix_on = a.mixup_alpha > 0 || a.cutmix_alpha > 0;
   if (!mix_on || torch::rand({1}).item<double>() >= a.mix_prob) return b;
   // timm's Mixup: choose cutmix or mixup for the whole batch, pair each image with the

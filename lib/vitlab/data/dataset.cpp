@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "vitlab/data/holdout.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 
@@ -9,17 +10,32 @@ namespace vitlab {
 
 const char* const kFashionMnistDir = "/usr/share/datasets/fashion-mnist";
 
-Dataset Dataset::slice(int64_t begin, int64_t end) const {
-  return {images.slice(0, begin, end), labels.slice(0, begin, end)};
+Dataset Dataset::select(const torch::Tensor& index) const {
+  if (!streamed()) return {images.index_select(0, index.to(images.device())), labels.index_select(0, index), nullptr};
+  auto subset = std::make_shared<ImageFiles>(*files);
+  subset->paths.clear();
+  auto idx = index.to(torch::kLong).contiguous();
+  for (int64_t i = 0; i < idx.numel(); ++i) subset->paths.push_back(files->paths[idx.data_ptr<int64_t>()[i]]);
+  return {torch::Tensor(), labels.index_select(0, idx), subset};
 }
 
-int64_t Splits::channels() const { return (train.size() ? train : test).images.size(1); }
-int64_t Splits::image_size() const { return (train.size() ? train : test).images.size(2); }
+static const Dataset& any_split(const Splits& s) { return s.train.size() ? s.train : s.test; }
+
+int64_t Splits::channels() const {
+  const Dataset& d = any_split(*this);
+  return d.streamed() ? d.files->channels : d.images.size(1);
+}
+int64_t Splits::image_size() const {
+  const Dataset& d = any_split(*this);
+  return d.streamed() ? d.files->size : d.images.size(2);
+}
 
 json Splits::describe() const {
-  return json{{"name", name},          {"source", source},           {"train_size", train.size()},
-              {"val_size", val.size()}, {"test_size", test.size()},   {"image_size", image_size()},
-              {"channels", channels()}, {"classes", num_classes}};
+  json j{{"name", name},          {"source", source},           {"train_size", train.size()},
+         {"val_size", val.size()}, {"test_size", test.size()},   {"image_size", image_size()},
+         {"channels", channels()}, {"classes", num_classes},     {"streamed", any_split(*this).streamed()}};
+  if (val.size() > 0) j["holdout"] = {{"val_size", val_size}, {"val_seed", val_seed}, {"stratified", true}};
+  return j;
 }
 
 torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double crop_pct,
@@ -67,7 +83,7 @@ torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double cr
 
 static bool starts_with(const std::string& s, const std::string& p) { return s.rfind(p, 0) == 0; }
 
-Splits load_data(const DataConfig& cfg) {
+Splits load_data(const DataConfig& cfg, const ModelConfig* model) {
   cfg.validate();
   const std::string& spec = cfg.spec;
   Splits s;
@@ -84,7 +100,11 @@ Splits load_data(const DataConfig& cfg) {
   } else if (starts_with(spec, "cifar100:")) {
     s = load_cifar(spec.substr(9), 100);
   } else if (starts_with(spec, "folder:")) {
-    s = load_image_folder(spec.substr(7), cfg);
+    // Decoded for the model: its channels (timm's input_img_mode L or RGB), its size, and its
+    // classes by name when it has names.
+    const int channels = cfg.channels > 0 ? cfg.channels : model && model->in_chans == 1 ? 1 : 3;
+    const int size = cfg.image_size > 0 ? cfg.image_size : model ? model->image_size : 0;
+    s = load_image_folder(spec.substr(7), cfg, channels, size, model ? model->label_names : std::vector<std::string>{});
   } else if (spec == "synthetic") {
     s = make_synthetic(cfg.synthetic);
   } else {
@@ -95,12 +115,12 @@ Splits load_data(const DataConfig& cfg) {
     s.train.images = resize_images(s.train.images, cfg.image_size, cfg.crop_pct, cfg.interpolation);
     s.test.images = resize_images(s.test.images, cfg.image_size, cfg.crop_pct, cfg.interpolation);
   }
-  const int64_t n = s.train.size();
-  if (cfg.val_size > 0 && n > 0) {
-    if (cfg.val_size >= n)
-      fail("data.val_size: ", cfg.val_size, " leaves no training images (", spec, " has ", n, ")");
-    s.val = s.train.slice(n - cfg.val_size, n);
-    s.train = s.train.slice(0, n - cfg.val_size);
+  if (cfg.val_size > 0 && s.train.size() > 0) {
+    const HoldOut h = stratified_holdout(s.train.labels, cfg.val_size, static_cast<uint64_t>(cfg.val_seed));
+    s.val = s.train.select(h.val);
+    s.train = s.train.select(h.train);
+    s.val_size = cfg.val_size;
+    s.val_seed = cfg.val_seed;
   }
   return s;
 }

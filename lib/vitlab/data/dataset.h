@@ -1,8 +1,11 @@
 #pragma once
-// Every dataset lands in one in-memory layout: uint8 images (N, C, H, W) and int64 labels (N).
-// Small datasets then live on the training device whole (see loader.h).
+// A dataset split is either in memory, uint8 images (N, C, H, W) that small datasets keep on the
+// training device whole (IDX, CIFAR, synthetic), or streamed: a list of image files that
+// worker threads decode and transform batch by batch (image folders; data/stream.h).
+// Both have int64 labels (N) in memory.
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,11 +13,25 @@
 
 namespace vitlab {
 
+// A streamed split's files and how each becomes a (channels, size, size) uint8 image when it is
+// not augmented: resize_images' geometry (crop_pct), PIL's filter (interpolation).
+struct ImageFiles {
+  std::vector<std::string> paths;
+  int channels = 3;  // 1: L (luma), 3: RGB
+  int size = 0;
+  double crop_pct = 0.0;
+  std::string interpolation = "bilinear";
+  bool skip_bad = false;  // data.skip_bad_images
+  int workers = 0;        // decode threads (0: all cores)
+};
+
 struct Dataset {
-  torch::Tensor images;  // (N, C, H, W) uint8
+  torch::Tensor images;  // (N, C, H, W) uint8 in memory; undefined when streamed
   torch::Tensor labels;  // (N) int64
-  int64_t size() const { return images.defined() ? images.size(0) : 0; }
-  Dataset slice(int64_t begin, int64_t end) const;
+  std::shared_ptr<const ImageFiles> files = nullptr;  // streamed: labels[i] is the class of files->paths[i]
+  int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  bool streamed() const { return files != nullptr; }
+  Dataset select(const torch::Tensor& index) const;  // the samples at `index` (int64), in that order
 };
 
 struct Splits {
@@ -23,14 +40,19 @@ struct Splits {
   Dataset train, val, test;
   int64_t num_classes = 0;
   std::vector<std::string> class_names;  // may be empty
+  double val_size = 0;                   // data.val_size and data.val_seed of the hold-out
+  int val_seed = 0;
   int64_t channels() const;
   int64_t image_size() const;
   json describe() const;  // the "data" record of a results JSON
 };
 
-// Parses data.spec, loads the data, resizes if data.image_size asks for it, and carves the
-// validation split off the end of the training split.
-Splits load_data(const DataConfig& cfg);
+// Parses data.spec and loads the data (an image folder is only listed), resizes in-memory data
+// if data.image_size asks for it, and holds out the validation split (data/holdout.h). `model`,
+// when given, is what an image folder is decoded for: its channels (unless data.channels), its
+// image size (unless data.image_size) and its class names (model.label_names: the folder's
+// class folders are matched to them by name).
+Splits load_data(const DataConfig& cfg, const ModelConfig* model = nullptr);
 
 // The loaders behind the specs (each fills train and test; val is carved by load_data).
 // IDX (MNIST family): `prefix` + {train,t10k|test}-{images-idx3,labels-idx1}-ubyte[.gz]; a
@@ -38,7 +60,19 @@ Splits load_data(const DataConfig& cfg);
 Splits load_idx(const std::string& prefix);
 Dataset read_idx(const std::string& images_path, const std::string& labels_path);
 Splits load_cifar(const std::string& dir, int classes);  // classes: 10 or 100
-Splits load_image_folder(const std::string& dir, const DataConfig& cfg);
+// Lists root/<class>/<image> (or root/train + root/val|test); every file whose extension names an
+// image format is listed, the rest ignored. `class_names` (may be empty: the sorted class
+// folders of the training split) fixes the class index of each folder by name.
+Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int channels, int size,
+                         const std::vector<std::string>& class_names);
+// timm's class map file: one class name a line, the line number its class index (trailing blank
+// lines ignored); errors name the file and line.
+std::vector<std::string> read_class_map(const std::string& path);
+// Decodes one image file to 8-bit pixels, h x w x channels, BGR for 3 channels (OpenCV's order)
+// or L (PIL's luma) for 1. Returns false with `error` naming the file when it cannot be read,
+// is no image, or is a truncated JPEG.
+bool decode_image_file(const std::string& path, int channels, std::vector<uint8_t>& pixels, int& h, int& w,
+                       std::string& error);
 Splits make_synthetic(const SyntheticConfig& cfg);
 
 // Resizes uint8 images (B, C, H, W) to (B, C, size, size). crop_pct 0: the whole image

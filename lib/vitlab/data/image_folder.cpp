@@ -1,27 +1,30 @@
 // Image folders in torchvision's ImageFolder / timm layout: root/<class>/<image>, class index =
-// position in the sorted folder names. root/train + root/val (or root/test) give the splits;
-// a root without train/ is a test split only (for evaluation). Decoded once, in parallel.
+// position in the sorted folder names (or in the model's label_names). root/train + root/val
+// (or root/test) give the splits; a root without train/ is a test split only (for
+// evaluation). Listed here, never decoded whole: data/stream.cpp decodes batch by batch.
+#include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
-#include <atomic>
-#include <mutex>
-#include <thread>
+#include <cerrno>
+#include <cstring>
+#include <map>
 
 #include "vitlab/data/dataset.h"
+#include "vitlab/data/transform.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 
 #ifdef VITLAB_HAVE_OPENCV
 #include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
 #endif
 
 namespace vitlab {
-
-#ifdef VITLAB_HAVE_OPENCV
 namespace {
 
-bool is_image(const std::string& path) {
-  const std::string ext = extension_lower(path);
+bool is_image(const std::string& name) {
+  const std::string ext = extension_lower(name);
   for (const char* e : {".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".pbm", ".tif", ".tiff", ".webp"})
     if (ext == e) return true;
   return false;
@@ -35,100 +38,158 @@ std::vector<std::string> class_folders(const std::string& root) {
   return names;
 }
 
-Dataset decode_split(const std::string& root, const std::vector<std::string>& classes, const DataConfig& cfg) {
-  std::vector<std::pair<std::string, int64_t>> files;
+// The image files of one class folder, sorted. readdir's d_type spares a stat per file, which
+// keeps the listing of a million images to seconds; file systems that leave it unknown get one.
+std::vector<std::string> image_files(const std::string& dir) {
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) fail(dir, ": cannot read directory (", std::strerror(errno), ")");
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    if (e->d_name[0] == '.' || !is_image(e->d_name)) continue;
+    if (e->d_type == DT_REG || (e->d_type == DT_UNKNOWN && is_regular_file(join_path(dir, e->d_name))))
+      names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+Dataset list_split(const std::string& root, const std::vector<std::string>& classes, const ImageFiles& spec) {
+  std::map<std::string, int64_t> index;
+  for (size_t i = 0; i < classes.size(); ++i) index[classes[i]] = static_cast<int64_t>(i);
+  auto files = std::make_shared<ImageFiles>(spec);
+  std::vector<int64_t> labels;
   for (const auto& name : class_folders(root)) {
-    auto it = std::find(classes.begin(), classes.end(), name);
-    if (it == classes.end()) fail(join_path(root, name), ": class folder not present in the training split");
-    for (const auto& f : list_directory(join_path(root, name))) {  // sorted
-      const std::string path = join_path(join_path(root, name), f);
-      if (is_image(path) && is_regular_file(path)) files.emplace_back(path, it - classes.begin());
+    auto it = index.find(name);
+    if (it == index.end())
+      fail(join_path(root, name), ": class folder '", name, "' is not one of the ", classes.size(),
+           " classes of the model or training split (", classes.front(), ", ...)");
+    const std::string dir = join_path(root, name);
+    for (const auto& f : image_files(dir)) {
+      files->paths.push_back(join_path(dir, f));
+      labels.push_back(it->second);
     }
   }
-  if (files.empty()) fail("folder:", root, ": no images found");
-
-  const int channels = cfg.channels == 0 ? 3 : cfg.channels;
-  const int flag = channels == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR;
-  // The first image fixes the size unless data.image_size asks for a resize.
-  cv::Mat first = cv::imread(files[0].first, flag);
-  if (first.empty()) fail(files[0].first, ": unreadable image");
-  const int H = cfg.image_size > 0 ? cfg.image_size : first.rows;
-  const int W = cfg.image_size > 0 ? cfg.image_size : first.cols;
-  const int64_t n = static_cast<int64_t>(files.size());
-  auto images = torch::empty({n, channels, H, W}, torch::kUInt8);
-  auto labels = torch::empty({n}, torch::kLong);
-
-  std::atomic<int64_t> next{0};
-  std::mutex err_mu;
-  std::string error;
-  auto work = [&] {
-    for (int64_t i = next++; i < n; i = next++) {
-      {
-        std::lock_guard<std::mutex> lock(err_mu);
-        if (!error.empty()) return;
-      }
-      const auto& [path, label] = files[i];
-      cv::Mat img = cv::imread(path, flag);
-      std::string problem;
-      if (img.empty()) {
-        problem = path + ": unreadable image";
-      } else if (cfg.image_size == 0 && (img.rows != H || img.cols != W)) {
-        problem = path + ": image is " + std::to_string(img.cols) + "x" + std::to_string(img.rows) + " but " +
-                  files[0].first + " is " + std::to_string(W) + "x" + std::to_string(H) +
-                  " (set data.image_size to resize all images)";
-      }
-      if (!problem.empty()) {
-        std::lock_guard<std::mutex> lock(err_mu);
-        if (error.empty()) error = problem;
-        return;
-      }
-      if (channels == 3) cv::cvtColor(img, img, cv::COLOR_BGR2RGB);
-      // HWC (OpenCV) -> CHW (vitlab), then the resize (and crop) every dataset gets.
-      auto hwc = torch::from_blob(img.data, {img.rows, img.cols, channels},
-                                  {static_cast<int64_t>(img.step[0]), channels, 1}, torch::kUInt8);
-      auto chw = hwc.permute({2, 0, 1}).unsqueeze(0);  // (1, C, h, w)
-      if (cfg.image_size > 0) chw = resize_images(chw, cfg.image_size, cfg.crop_pct, cfg.interpolation);
-      images[i].copy_(chw[0]);
-      labels[i] = label;
-    }
-  };
-  int workers = cfg.workers > 0 ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
-  std::vector<std::thread> pool;
-  for (int w = 0; w < workers; ++w) pool.emplace_back(work);
-  for (auto& t : pool) t.join();
-  if (!error.empty()) fail(error);
-  return {images, labels};
+  if (files->paths.empty()) fail("folder:", root, ": no images found");
+  return {torch::Tensor(), torch::tensor(labels, torch::kLong), files};
 }
 
 }  // namespace
 
-Splits load_image_folder(const std::string& dir, const DataConfig& cfg) {
-  const std::string& root = dir;
-  if (!is_directory(root)) fail("folder:", dir, ": not a directory");
+Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int channels, int size,
+                         const std::vector<std::string>& class_names) {
+#ifndef VITLAB_HAVE_OPENCV
+  fail("folder:", dir, ": this vitlab was built without OpenCV, so image folders cannot be read "
+       "(install libopencv-dev and rebuild)");
+#endif
+  if (!is_directory(dir)) fail("folder:", dir, ": not a directory");
+  if (size <= 0) fail("folder:", dir, ": needs an image size (data.image_size, or the model's)");
+  ImageFiles spec;
+  spec.channels = channels;
+  spec.size = size;
+  spec.crop_pct = cfg.crop_pct;
+  spec.interpolation = cfg.interpolation;
+  spec.skip_bad = cfg.skip_bad_images;
+  spec.workers = cfg.workers;
   Splits s;
   s.name = "folder:" + dir;
   s.source = dir;
-  std::string test_root = root;
-  if (is_directory(join_path(root, "train"))) {
-    s.class_names = class_folders(join_path(root, "train"));
-    s.train = decode_split(join_path(root, "train"), s.class_names, cfg);
-    test_root = is_directory(join_path(root, "val")) ? join_path(root, "val") : join_path(root, "test");
+  std::string test_root = dir;
+  const bool has_train = is_directory(join_path(dir, "train"));
+  s.class_names = !class_names.empty() ? class_names : class_folders(has_train ? join_path(dir, "train") : dir);
+  if (has_train) {
+    s.train = list_split(join_path(dir, "train"), s.class_names, spec);
+    test_root = is_directory(join_path(dir, "val")) ? join_path(dir, "val") : join_path(dir, "test");
     if (!is_directory(test_root)) fail("folder:", dir, ": has train/ but neither val/ nor test/");
-  } else {
-    s.class_names = class_folders(root);
   }
-  s.test = decode_split(test_root, s.class_names, cfg);
-  if (s.train.size() && s.train.images.sizes().slice(1) != s.test.images.sizes().slice(1))
-    fail("folder:", dir, ": train and test images differ in size (set data.image_size to resize all images)");
+  s.test = list_split(test_root, s.class_names, spec);
   s.num_classes = static_cast<int64_t>(s.class_names.size());
   return s;
 }
 
+std::vector<std::string> read_class_map(const std::string& path) {
+  if (!is_regular_file(path)) fail(path, ": no such class map file");
+  std::vector<std::string> names;
+  std::string text = read_text(path), line;
+  for (size_t start = 0; start < text.size();) {
+    size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    line = text.substr(start, end - start);
+    const size_t a = line.find_first_not_of(" \t\r"), b = line.find_last_not_of(" \t\r");
+    names.push_back(a == std::string::npos ? "" : line.substr(a, b - a + 1));
+    start = end + 1;
+  }
+  while (!names.empty() && names.back().empty()) names.pop_back();
+  std::map<std::string, size_t> seen;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i].empty()) fail(path, ":", i + 1, ": empty class name");
+    if (!seen.emplace(names[i], i).second)
+      fail(path, ":", i + 1, ": class '", names[i], "' repeats line ", seen[names[i]] + 1);
+  }
+  if (names.empty()) fail(path, ": no class names");
+  return names;
+}
+
+#ifdef VITLAB_HAVE_OPENCV
+
+bool decode_image_file(const std::string& path, int channels, std::vector<uint8_t>& pixels, int& h, int& w,
+                       std::string& error) {
+  // The bytes first (one read), so that a JPEG cut short is seen: libjpeg pads it with grey
+  // and only warns, where it must be an error like any unreadable file.
+  std::string bytes;
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    error = path + ": cannot open (" + std::strerror(errno) + ")";
+    return false;
+  }
+  char buf[1 << 16];
+  for (ssize_t got; (got = ::read(fd, buf, sizeof buf)) != 0;) {
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      error = path + ": cannot read (" + std::strerror(errno) + ")";
+      ::close(fd);
+      return false;
+    }
+    bytes.append(buf, static_cast<size_t>(got));
+  }
+  ::close(fd);
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  if (bytes.size() >= 2 && u[0] == 0xFF && u[1] == 0xD8) {  // JPEG: its end-of-image marker must be there
+    bool eoi = false;
+    for (size_t i = bytes.size() >= 1024 ? bytes.size() - 1024 : 0; i + 1 < bytes.size() && !eoi; ++i)
+      eoi = u[i] == 0xFF && u[i + 1] == 0xD9;
+    if (!eoi) {
+      error = path + ": truncated JPEG (no end-of-image marker)";
+      return false;
+    }
+  }
+  cv::Mat img;
+  try {
+    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data()), cv::IMREAD_COLOR);
+  } catch (const cv::Exception&) {
+    img = cv::Mat();
+  }
+  if (img.empty() || img.type() != CV_8UC3) {
+    error = path + ": unreadable image";
+    return false;
+  }
+  h = img.rows;
+  w = img.cols;
+  const Image8 bgr{img.data, h, w, 3, static_cast<int64_t>(img.step[0])};
+  if (channels == 1) {
+    to_luma(bgr, /*bgr=*/true, pixels);
+  } else {
+    pixels.resize(static_cast<size_t>(h) * w * 3);
+    for (int y = 0; y < h; ++y) std::memcpy(pixels.data() + static_cast<size_t>(y) * w * 3, img.ptr(y), static_cast<size_t>(w) * 3);
+  }
+  return true;
+}
+
 #else
 
-Splits load_image_folder(const std::string& dir, const DataConfig&) {
-  fail("folder:", dir, ": this vitlab was built without OpenCV, so image folders cannot be read "
-       "(install libopencv-dev and rebuild)");
+bool decode_image_file(const std::string& path, int, std::vector<uint8_t>&, int&, int&, std::string& error) {
+  error = path + ": this vitlab was built without OpenCV";
+  return false;
 }
 
 #endif

@@ -1,21 +1,53 @@
 #include "vitlab/data/loader.h"
 
+#include "vitlab/data/stream.h"
+
 namespace vitlab {
+namespace {
+
+// Batches of a device-resident dataset: slices of one permutation per epoch.
+class MemoryLoader : public Loader {
+ public:
+  MemoryLoader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last)
+      : data_(data), order_(order.to(data.images.device())), batch_(batch) {
+    const int64_t n = order_.size(0);
+    steps_ = drop_last ? n / batch : (n + batch - 1) / batch;
+  }
+  int64_t steps() const override { return steps_; }
+  Dataset batch(int64_t step) override {
+    auto idx = order_.slice(0, step * batch_, (step + 1) * batch_);
+    return {data_.images.index_select(0, idx), data_.labels.index_select(0, idx), nullptr};
+  }
+
+ private:
+  const Dataset& data_;
+  torch::Tensor order_;
+  int64_t batch_, steps_;
+};
+
+}  // namespace
 
 Dataset to_device(const Dataset& d, const torch::Device& device) {
-  if (d.size() == 0) return d;  // an absent split (e.g. data.val_size = 0) stays absent
-  return {d.images.to(device), d.labels.to(device)};
+  if (d.size() == 0 || d.streamed()) return d;  // an absent split (data.val_size 0) stays absent
+  return {d.images.to(device), d.labels.to(device), nullptr};
 }
 
-EpochLoader::EpochLoader(const Dataset& data, torch::Tensor order, int64_t batch, bool drop_last)
-    : data_(data), order_(order.to(data.images.device())), batch_(batch) {
-  const int64_t n = order_.size(0);
-  steps_ = drop_last ? n / batch : (n + batch - 1) / batch;
+std::unique_ptr<Loader> make_loader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
+                                    const LoaderOptions& options) {
+  if (data.streamed()) return std::make_unique<StreamLoader>(data, order, batch, drop_last, options);
+  return std::make_unique<MemoryLoader>(data, order, batch, drop_last);
 }
 
-Dataset EpochLoader::batch(int64_t step) const {
-  auto idx = order_.slice(0, step * batch_, (step + 1) * batch_);
-  return {data_.images.index_select(0, idx), data_.labels.index_select(0, idx)};
+Dataset decode_all(const Dataset& data) {
+  if (!data.streamed()) return data;
+  auto loader = make_loader(data, torch::arange(data.size(), torch::kLong), 256, /*drop_last=*/false);
+  std::vector<torch::Tensor> images, labels;
+  for (int64_t s = 0; s < loader->steps(); ++s) {
+    Dataset b = loader->batch(s);
+    images.push_back(b.images);
+    labels.push_back(b.labels);
+  }
+  return {torch::cat(images), torch::cat(labels), nullptr};
 }
 
 }  // namespace vitlab

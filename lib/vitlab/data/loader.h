@@ -1,25 +1,43 @@
 #pragma once
-// Batches from a device-resident dataset: one shuffled permutation per epoch, sliced into
-// fixed-size batches (the last partial batch is dropped in training so shapes stay static).
+// Batches of one epoch, in the order given: from memory (index_select on the data's device) or
+// streamed from image files by decode workers (data/stream.h). Either way a batch is uint8
+// images (b, C, H, W) and int64 labels (b) on the training device.
 #include <torch/torch.h>
+
+#include <memory>
 
 #include "vitlab/data/dataset.h"
 
 namespace vitlab {
 
-Dataset to_device(const Dataset& d, const torch::Device& device);
+Dataset to_device(const Dataset& d, const torch::Device& device);  // streamed data stays as it is
 
-class EpochLoader {
- public:
-  // `order` is a permutation of [0, data.size()) (or arange for evaluation).
-  EpochLoader(const Dataset& data, torch::Tensor order, int64_t batch, bool drop_last);
-  int64_t steps() const { return steps_; }
-  Dataset batch(int64_t step) const;  // images (b, C, H, W) uint8 and labels (b)
-
- private:
-  const Dataset& data_;
-  torch::Tensor order_;
-  int64_t batch_, steps_;
+// What a streamed epoch needs besides the data: where batches go, and for training the
+// per-image augmentation with the (seed, epoch) that, with each image's index, seeds it.
+struct LoaderOptions {
+  torch::Device device = torch::kCPU;
+  const AugmentConfig* augment = nullptr;  // training; null: the evaluation transform
+  uint64_t seed = 0;
+  int64_t epoch = 0;
 };
+
+class Loader {
+ public:
+  virtual ~Loader() = default;
+  virtual int64_t steps() const = 0;
+  // Batch `step`; a streamed loader takes the steps in order, 0 first.
+  virtual Dataset batch(int64_t step) = 0;
+  // Images skipped so far because they could not be decoded (data.skip_bad_images).
+  virtual int64_t skipped() const { return 0; }
+};
+
+// `order` is a permutation of [0, data.size()) (or arange for evaluation); drop_last drops the
+// last partial batch (training keeps shapes static).
+std::unique_ptr<Loader> make_loader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
+                                    const LoaderOptions& options = {});
+
+// Every image of `data` through the evaluation transform, in order, as an in-memory dataset on
+// the CPU (tests, and small folders evaluated whole).
+Dataset decode_all(const Dataset& data);
 
 }  // namespace vitlab

@@ -48,6 +48,14 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
   }
   if (j.contains("num_classes")) c.num_classes = static_cast<int>(number(j["num_classes"], "num_classes"));
   if (j.contains("global_pool")) pool = j["global_pool"].get<std::string>();
+  // The class names timm writes beside a hub checkpoint (label_names, one per class).
+  if (const auto l = j.find("label_names"); l != j.end() && !l->is_null()) {
+    if (!l->is_array()) fail(where, ": label_names: expected an array of strings");
+    for (const auto& n : *l) {
+      if (!n.is_string()) fail(where, ": label_names: expected an array of strings");
+      c.label_names.push_back(n.get<std::string>());
+    }
+  }
   if (const auto a = j.find("model_args"); a != j.end()) {
     if (!a->is_object()) fail(where, ": model_args: not an object");
     for (const auto& [key, v] : a->items()) {
@@ -144,8 +152,10 @@ json timm_config_from_model(const ModelConfig& c) {
                   {"num_classes", c.num_classes},
                   {"first_conv", "patch_embed.proj"},
                   {"classifier", "head"}};
-  return json{{"architecture", arch}, {"num_classes", c.num_classes}, {"num_features", c.dim},
-              {"global_pool", pool}, {"model_args", model_args}, {"pretrained_cfg", pretrained}};
+  json j{{"architecture", arch}, {"num_classes", c.num_classes}, {"num_features", c.dim},
+          {"global_pool", pool}, {"model_args", model_args}, {"pretrained_cfg", pretrained}};
+  if (!c.label_names.empty()) j["label_names"] = c.label_names;
+  return j;
 }
 
 }  // namespace vitlab

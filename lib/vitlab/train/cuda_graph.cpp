@@ -25,6 +25,7 @@ std::string cuda_graph_unsupported(const RunConfig& cfg, const torch::Device& de
   if (dp) return "needs one process (WORLD_SIZE is " + std::to_string(dp->world()) + ")";
   const auto& a = cfg.train.augment;
   if (a.mixup_alpha > 0 || a.cutmix_alpha > 0) return "does not run with mixup or cutmix (they draw on the host)";
+  if (a.re_prob > 0) return "does not run with random erasing (train.augment.re_prob: it draws on the host)";
   return "";
 #else
   (void)cfg; (void)device; (void)dp;

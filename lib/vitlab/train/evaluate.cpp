@@ -15,18 +15,22 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
   model->eval();
   std::unique_ptr<GraphedForward> graphed;
   if (cuda_graph) graphed = std::make_unique<GraphedForward>(model, bf16);
-  const auto device = data.images.device();
+  const auto device = model->parameters().front().device();
   const int64_t classes = model->cfg.num_classes, k = std::min<int64_t>(5, classes);
   auto opts = torch::TensorOptions().device(device);
   auto loss_sum = torch::zeros({}, opts.dtype(torch::kDouble));
   auto top1 = torch::zeros({}, opts.dtype(torch::kLong)), topk = torch::zeros({}, opts.dtype(torch::kLong));
   auto confusion = torch::zeros({classes * classes}, opts.dtype(torch::kLong));
+  int64_t count = 0;
 
   synchronize(device);
   auto start = std::chrono::steady_clock::now();
-  EpochLoader loader(data, torch::arange(data.size(), torch::kLong), batch_size, /*drop_last=*/false);
-  for (int64_t s = 0; s < loader.steps(); ++s) {
-    auto b = loader.batch(s);
+  auto loader = make_loader(data, torch::arange(data.size(), torch::kLong), batch_size, /*drop_last=*/false,
+                            LoaderOptions{device});
+  for (int64_t s = 0; s < loader->steps(); ++s) {
+    auto b = loader->batch(s);
+    count += b.size();
+    if (b.size() == 0) continue;
     torch::Tensor logits;
     if (graphed) {
       logits = (*graphed)(b.images).to(torch::kFloat);  // (b, classes)
@@ -44,7 +48,8 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
   synchronize(device);
   EvalResult r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  r.images = data.size();
+  r.images = count;
+  r.skipped = loader->skipped();
   const double n = std::max<double>(1.0, static_cast<double>(r.images));
   r.loss = loss_sum.item<double>() / n;
   r.top1 = 100.0 * top1.item<int64_t>() / n;
@@ -56,7 +61,7 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
 }
 
 json EvalResult::to_json(bool detailed) const {
-  json j{{"images", images}, {"loss", loss}, {"top1", top1}, {"top5", top5},
+  json j{{"images", images}, {"skipped_images", skipped}, {"loss", loss}, {"top1", top1}, {"top5", top5},
          {"seconds", seconds}, {"images_per_s", images_per_s}};
   if (detailed) {
     const int64_t classes = confusion.size(0);

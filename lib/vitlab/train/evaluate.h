@@ -9,14 +9,16 @@
 namespace vitlab {
 
 struct EvalResult {
-  int64_t images = 0;
+  int64_t images = 0;   // evaluated
+  int64_t skipped = 0;  // left out: could not be decoded (data.skip_bad_images)
   double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent
   torch::Tensor confusion;              // (classes, classes) int64, rows = true class
   double seconds = 0, images_per_s = 0;
   json to_json(bool detailed) const;    // detailed: per-class accuracy and the confusion matrix
 };
 
-// `data` must already be on the model's device. Runs in eval mode without gradients, under
+// In-memory `data` must already be on the model's device; a streamed one is decoded on the way
+// (the evaluation transform). Runs in eval mode without gradients, under
 // bf16 autocast when `bf16`; with `cuda_graph`, its full batches replay a CUDA graph of the
 // forward pass (train/cuda_graph.h; only where cuda_graph_unsupported is empty).
 EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false, bool cuda_graph = false);

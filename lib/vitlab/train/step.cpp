@@ -12,10 +12,10 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 }
 
 StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
-                      const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp) {
+                      const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp, bool local) {
   Batch in = augment_batch(images, labels, cfg.model, cfg.train);
   torch::Tensor rows = labels;
-  if (dp) {  // this process's slice of the augmented global batch
+  if (dp && !local) {  // this process's slice of the augmented global batch
     const int64_t n = images.size(0) / dp->world(), first = dp->rank() * n;
     in.x = in.x.narrow(0, first, n);              // (B / world, C, H, W)
     in.targets = in.targets.narrow(0, first, n);  // (B / world, classes)

@@ -19,9 +19,12 @@ struct StepOutput {
 
 // images (B, C, H, W) uint8 and labels (B) int64 on the model's device; `ema` may be null.
 // With `dp`, the global batch is augmented here (the same on every process), each process
-// trains on its slice of B / world rows and the gradients are averaged before clipping.
+// trains on its slice of B / world rows and the gradients are averaged before clipping; with
+// `local` the images are this process's slice already (a streamed folder: each process
+// decodes only its own images) and are augmented as they are.
 StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
-                      const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp = nullptr);
+                      const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp = nullptr,
+                      bool local = false);
 
 // Cross-entropy against soft targets (B, classes), computed in float32.
 torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets);

@@ -11,6 +11,7 @@
 #include "vitlab/io/files.h"
 #include "vitlab/model/vit.h"
 #include "vitlab/results/run_record.h"
+#include "vitlab/seed.h"
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/distributed.h"
 #include "vitlab/train/ema.h"
@@ -23,21 +24,13 @@
 namespace vitlab {
 namespace {
 
-// splitmix64: decorrelated seeds for (run seed, stream, index).
-uint64_t mix_seed(uint64_t seed, uint64_t stream, uint64_t index) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + index + 1;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-enum Stream : uint64_t { kInit = 1, kShuffle = 2, kStep = 3 };
-
 // The recorded config of an existing run must equal the requested one, but for where and how it
 // runs (erase_execution_keys), which may change between sessions.
+// model.label_names, which a run fills in from its image folder, counts only where it is asked for.
 void check_same_run(const std::string& path, const RunConfig& cfg) {
   json before = to_json(run_from_json(read_json_file(path)));
   json now = to_json(cfg);
+  if (!now["model"].contains("label_names")) before["model"].erase("label_names");
   for (auto* j : {&before, &now}) erase_execution_keys((*j)["train"]);
   json patch = json::diff(before, now);
   if (!patch.empty()) {
@@ -49,10 +42,19 @@ void check_same_run(const std::string& path, const RunConfig& cfg) {
   }
 }
 
+// The order of the samples one process loads in an epoch: the whole permutation, or with data
+// parallel on a streamed folder, each global batch's slice of this rank, one after the other.
+torch::Tensor rank_order(const torch::Tensor& perm, int64_t batch, int64_t steps, const DataParallel* dp) {
+  if (!dp) return perm;
+  const int64_t local = batch / dp->world();
+  auto rows = perm.narrow(0, 0, steps * batch).view({steps, dp->world(), local});  // (steps, world, B / world)
+  return rows.select(1, dp->rank()).reshape({-1});
+}
+
 }  // namespace
 
 json train(const TrainRequest& req) {
-  const RunConfig& cfg = req.cfg;
+  RunConfig cfg = req.cfg;
   cfg.validate();
   const TrainConfig& tc = cfg.train;
   const int threads = configure_threads(tc.threads);
@@ -80,7 +82,7 @@ json train(const TrainRequest& req) {
   }
 
   // The model first: its errors (an unknown attention, say) come before any data is read.
-  torch::manual_seed(mix_seed(tc.seed, kInit, 0));
+  torch::manual_seed(mix_seed(tc.seed, kSeedInit, 0));
   ViT model(cfg.model);
   if (!req.init_from.empty()) {
     const std::string found = find_checkpoint(req.init_from);
@@ -93,9 +95,17 @@ json train(const TrainRequest& req) {
   }
   model->to(device);
 
-  Splits data = load_data(cfg.data);
+  Splits data = load_data(cfg.data, &cfg.model);
   if (data.train.size() == 0) fail("data.spec: '", cfg.data.spec, "' has no training split");
   check_data_fits_model(data, cfg.model);
+  if (tc.augment.rrc && !data.train.streamed())
+    fail("train.augment.rrc: needs an image folder (folder:DIR); in-memory data ('", cfg.data.spec,
+         "') takes train.augment.crop_padding and flip");
+  // The classes by name, from the folder, go with the checkpoint (timm's label_names).
+  if (cfg.model.label_names.empty() && static_cast<int>(data.class_names.size()) == cfg.model.num_classes) {
+    cfg.model.label_names = data.class_names;
+    model->cfg.label_names = data.class_names;
+  }
   const Dataset train_d = to_device(data.train, device), val_d = to_device(data.val, device),
                 test_d = to_device(data.test, device);
   // Recorded once the config has proved loadable, so a failed start leaves no run behind.
@@ -111,12 +121,13 @@ json train(const TrainRequest& req) {
   }
 
   json progress{{"epoch", 0}, {"history", json::array()}, {"best_top1", -1.0}, {"best_epoch", 0},
-                {"train_seconds", 0.0}, {"train_images", 0}};
+                {"train_seconds", 0.0}, {"train_images", 0}, {"skipped_images", 0}};
   if (req.resume) {
     const std::string found = find_checkpoint(ckpt_dir);
     if (!found.empty()) {
       load_weights(model, join_path(found, "model.safetensors"));
       progress = load_train_state(found, model, *optimizer, ema.get(), device);
+      if (!progress.contains("skipped_images")) progress["skipped_images"] = 0;  // checkpoints before it
       if (writer) std::printf("resuming %s after epoch %d\n", req.out_dir.c_str(), progress["epoch"].get<int>());
     }
   }
@@ -124,6 +135,7 @@ json train(const TrainRequest& req) {
   // A fine-tuning run records where it starts: the initial weights on the test split.
   if (!req.init_from.empty() && !progress.contains("init_metrics")) {
     EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph);
+    progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + init.skipped;
     progress["init_metrics"] = {{"top1", init.top1}, {"top5", init.top5}, {"loss", init.loss}};
   }
 
@@ -139,8 +151,13 @@ json train(const TrainRequest& req) {
   reset_peak_memory(device);
 
   for (int epoch = progress["epoch"].get<int>(); epoch < tc.epochs; ++epoch) {
-    torch::manual_seed(mix_seed(tc.seed, kShuffle, epoch));
-    EpochLoader loader(train_d, torch::randperm(n_train, torch::kLong), batch, /*drop_last=*/true);
+    torch::manual_seed(mix_seed(tc.seed, kSeedShuffle, epoch));
+    const auto perm = torch::randperm(n_train, torch::kLong);
+    const bool local = train_d.streamed() && dp;  // each process decodes only its slice
+    LoaderOptions lo{device, &tc.augment, static_cast<uint64_t>(tc.seed), epoch};
+    auto loader = local ? make_loader(train_d, rank_order(perm, batch, steps_per_epoch, dp.get()), batch / dp->world(),
+                                      /*drop_last=*/true, lo)
+                        : make_loader(train_d, perm, batch, /*drop_last=*/true, lo);
     model->train();
     auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
     auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(device));
@@ -149,12 +166,12 @@ json train(const TrainRequest& req) {
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t s = 0; s < steps_per_epoch; ++s) {
       const int64_t step = epoch * steps_per_epoch + s;
-      torch::manual_seed(mix_seed(tc.seed, kStep, step));  // augmentation, dropout, drop-path
+      torch::manual_seed(mix_seed(tc.seed, kSeedStep, step));  // augmentation, dropout, drop-path
       lr = lr_at(step, total_steps, warmup, tc);
       set_lr(*optimizer, lr);
-      const Dataset b = loader.batch(s);
+      const Dataset b = loader->batch(s);
       const StepOutput out = graphed ? (*graphed)(b.images, b.labels, lr)
-                                     : train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg, dp.get());
+                                     : train_step(model, *optimizer, ema.get(), b.images, b.labels, cfg, dp.get(), local);
       {
         torch::NoGradGuard no_grad;
         loss_sum += out.loss.to(torch::kDouble);
@@ -172,6 +189,7 @@ json train(const TrainRequest& req) {
         bar.update(line);
       }
     }
+    progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + loader->skipped();
     if (dp) {  // every process's share: the mean of the per-process means, all the hits
       dp->sum(loss_sum);
       loss_sum.div_(dp->world());
@@ -189,6 +207,7 @@ json train(const TrainRequest& req) {
     std::string val_text;
     if (val_d.size() > 0) {
       EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16, tc.cuda_graph);
+      progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + val.skipped;
       row["val_loss"] = val.loss;
       row["val_top1"] = val.top1;
       if (val.top1 > progress["best_top1"].get<double>()) {
@@ -218,6 +237,8 @@ json train(const TrainRequest& req) {
   json acct = accounting_json(eval_model);
   json data_record = data.describe();
   data_record["spec"] = cfg.data.spec;
+  if (data.train.streamed())
+    data_record["skipped_images"] = progress["skipped_images"].get<int64_t>() + test.skipped;
   json record{
       {"schema", kRunSchema},
       {"run_id", base_name(req.out_dir)},

@@ -1,0 +1,230 @@
+// Image folders: listing, PIL-exact transforms against PIL / torchvision fixtures, the streamed
+// loader's determinism, channels and class names that follow the model, bad images.
+#include <gtest/gtest.h>
+
+#include <opencv2/imgcodecs.hpp>
+#include <random>
+
+#include "test_util.h"
+#include "vitlab/data/dataset.h"
+#include "vitlab/data/loader.h"
+#include "vitlab/data/transform.h"
+#include "vitlab/io/files.h"
+
+using namespace vitlab;
+using vitlab::test::error_of;
+using vitlab::test::TempDir;
+using vitlab::test::write_file;
+
+namespace {
+
+const std::string kFixtures = std::string(VITLAB_FIXTURES) + "/transforms";
+
+struct Pixels {
+  std::vector<uint8_t> data;
+  int h = 0, w = 0, c = 0;
+  Image8 view() const { return {data.data(), h, w, c, static_cast<int64_t>(w) * c}; }
+};
+
+Pixels decode(const std::string& path, int channels) {
+  Pixels p;
+  p.c = channels;
+  std::string error;
+  EXPECT_TRUE(decode_image_file(path, channels, p.data, p.h, p.w, error)) << error;
+  return p;
+}
+
+// A class-sorted folder root/<class>/<i>.png of `per_class` small images per class: grey ones
+// of level 20 c + i, or colour ones with B = 20 c + i, G = 90 and R = 200 plus a diagonal
+// ramp in G, so that different crops differ.
+void write_folder(const std::string& root, const std::vector<std::string>& classes, int per_class, int size = 12,
+                  bool colour = false) {
+  for (size_t c = 0; c < classes.size(); ++c) {
+    const std::string dir = join_path(root, classes[c]);
+    make_directories(dir);
+    for (int i = 0; i < per_class; ++i) {
+      cv::Mat img(size, size + 2, colour ? CV_8UC3 : CV_8UC1, cv::Scalar(static_cast<double>(c * 20 + i), 90, 200));
+      if (colour)
+        for (int y = 0; y < img.rows; ++y)
+          for (int x = 0; x < img.cols; ++x) img.at<cv::Vec3b>(y, x)[1] = static_cast<uchar>(90 - (x + y));
+      cv::imwrite(join_path(dir, std::to_string(i) + ".png"), img);
+    }
+  }
+}
+
+}  // namespace
+
+// Every case of the fixture (made by PIL and torchvision from the same lossless source) is
+// reproduced byte for byte: torchvision's resized_crop (RandomResizedCrop's pixels for a box)
+// with both filters, shrinking and enlarging, RGB and L, and timm's evaluation transform.
+TEST(Transform, ResizedCropAndEvalTransformEqualPilsPixels) {
+  const json cases = read_json_file(join_path(kFixtures, "cases.json"));
+  int checked = 0;
+  for (const auto& k : cases["cases"]) {
+    const int channels = k["channels"];
+    const Pixels src = decode(join_path(kFixtures, "source.png"), channels);
+    const Pixels want = decode(join_path(kFixtures, k["name"].get<std::string>() + ".png"), channels);
+    const bool bicubic = k["interpolation"] == "bicubic";
+    std::vector<uint8_t> got;
+    const int size = k["size"];
+    if (k.contains("box")) {
+      const CropBox box{k["box"][0], k["box"][1], k["box"][2], k["box"][3]};
+      pil_resize(crop_view(src.view(), box), size, size, bicubic, got);
+    } else {
+      const EvalGeometry g = eval_geometry(src.h, src.w, size, k["crop_pct"]);
+      std::vector<uint8_t> resized;
+      pil_resize(src.view(), g.resize_h, g.resize_w, bicubic, resized);
+      const Image8 r{resized.data(), g.resize_h, g.resize_w, channels, static_cast<int64_t>(g.resize_w) * channels};
+      const Image8 c = crop_view(r, g.crop);
+      for (int y = 0; y < size; ++y) got.insert(got.end(), c.data + y * c.stride, c.data + y * c.stride + size * channels);
+    }
+    ASSERT_EQ(want.h, size);
+    ASSERT_EQ(got.size(), want.data.size()) << k["name"];
+    int64_t differing = 0;
+    for (size_t i = 0; i < got.size(); ++i) differing += got[i] != want.data[i];
+    EXPECT_EQ(differing, 0) << k["name"] << ": " << differing << " of " << got.size() << " bytes differ from PIL's";
+    ++checked;
+  }
+  EXPECT_EQ(checked, 8);
+}
+
+// timm's RandomResizedCrop geometry: every box lies inside the image; boxes from the sampling
+// loop have an area fraction in `scale` and an aspect ratio in `ratio` (up to rounding); an
+// impossible request falls back to the centre crop of the nearest ratio.
+TEST(Transform, RandomResizedCropBoxes) {
+  std::mt19937_64 rng(1);
+  const std::vector<double> scale{0.08, 1.0}, ratio{0.75, 4.0 / 3.0};
+  double min_frac = 1, max_frac = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const int h = 50 + i % 300, w = 60 + (i * 7) % 400;
+    const CropBox b = random_resized_crop_box(h, w, scale, ratio, rng);
+    ASSERT_GE(b.top, 0);
+    ASSERT_GE(b.left, 0);
+    ASSERT_LE(b.top + b.height, h);
+    ASSERT_LE(b.left + b.width, w);
+    ASSERT_GT(b.height * b.width, 0);
+    const double frac = static_cast<double>(b.height) * b.width / (static_cast<double>(h) * w);
+    min_frac = std::min(min_frac, frac), max_frac = std::max(max_frac, frac);
+    const double r = static_cast<double>(b.width) / b.height;
+    if (b.height != h || b.width != w) EXPECT_TRUE(r > 0.6 && r < 1.6) << r;
+  }
+  EXPECT_LT(min_frac, 0.1);
+  EXPECT_GT(max_frac, 0.9);
+  // A 10 x 100 strip cannot hold a crop of ratio <= 4/3 and >= 8% of its area: the centre
+  // crop of ratio 4/3 and full height.
+  const CropBox f = random_resized_crop_box(10, 100, {0.5, 1.0}, ratio, rng);
+  EXPECT_EQ(f.height, 10);
+  EXPECT_EQ(f.width, 13);
+  EXPECT_EQ(f.left, (100 - 13) / 2);
+}
+
+// A folder is listed, not decoded; it is decoded to the model's channels and size; its class
+// names come along; files that are not images are ignored; the hold-out is stratified.
+TEST(Folder, ListsAndFollowsTheModel) {
+  TempDir dir;
+  const std::vector<std::string> classes{"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"};
+  write_folder(dir / "train", classes, 10);
+  write_folder(dir / "val", {"c3", "c7"}, 2);
+  write_file(dir / "train/c0/notes.txt", "not an image");
+  write_file(dir / "train/c0/.hidden.png", "not listed either");
+  DataConfig dc;
+  dc.spec = "folder:" + dir.path;
+  dc.val_size = 0.2;
+  ModelConfig grey;  // 28 x 28, one channel
+  Splits s = load_data(dc, &grey);
+  EXPECT_TRUE(s.train.streamed());
+  EXPECT_FALSE(s.train.images.defined());  // nothing decoded yet
+  EXPECT_EQ(s.class_names, classes);
+  EXPECT_EQ(s.train.size(), 80);
+  EXPECT_EQ(s.val.size(), 20);
+  EXPECT_TRUE(torch::equal(torch::bincount(s.val.labels), torch::full({10}, 2, torch::kLong)));  // every class
+  EXPECT_EQ(s.test.size(), 4);
+  EXPECT_TRUE(torch::equal(s.test.labels, torch::tensor({3, 3, 7, 7})));  // by name, not by position
+  EXPECT_EQ(s.channels(), 1);
+  EXPECT_EQ(s.image_size(), 28);
+  Dataset test = decode_all(s.test);
+  EXPECT_EQ(test.images.sizes(), (std::vector<int64_t>{4, 1, 28, 28}));
+  // val/c7/0.png was written second, as grey 20: resized, still 20 (the pixels follow the file).
+  EXPECT_EQ(test.images[2].to(torch::kDouble).mean().item<double>(), 20);
+  ModelConfig rgb;
+  rgb.in_chans = 3, rgb.image_size = 12, rgb.mean = {0.5}, rgb.std = {0.5};
+  Dataset test3 = decode_all(load_data(dc, &rgb).test);
+  EXPECT_EQ(test3.images.sizes(), (std::vector<int64_t>{4, 3, 12, 12}));
+  EXPECT_TRUE(torch::equal(test3.images.select(1, 0), test3.images.select(1, 2)));  // grey replicated
+  // An evaluation folder with a class the model does not know is an error naming it.
+  write_folder(dir / "val", {"zebra"}, 1);
+  rgb.label_names = classes, rgb.num_classes = 10;
+  EXPECT_NE(error_of([&] { load_data(dc, &rgb); }).find("val/zebra: class folder 'zebra' is not one of the 10 classes"),
+            std::string::npos);
+}
+
+// Batches do not depend on the number of workers: each image's crop comes from (seed, epoch,
+// index). Another epoch draws other crops; the evaluation transform has no randomness.
+TEST(Folder, StreamedBatchesAreTheSameWhateverTheWorkers) {
+  TempDir dir;
+  write_folder(dir.path, {"a", "b", "c"}, 7, 20, /*colour=*/true);
+  DataConfig dc;
+  dc.spec = "folder:" + dir.path;
+  dc.val_size = 0;
+  ModelConfig m;
+  m.in_chans = 3, m.image_size = 8, m.mean = {0.5}, m.std = {0.5};
+  AugmentConfig aug;
+  aug.rrc = true;
+  auto batches = [&](int workers, int64_t epoch) {
+    dc.workers = workers;
+    Dataset d = load_data(dc, &m).test;
+    torch::manual_seed(5);
+    auto order = torch::randperm(d.size(), torch::kLong);
+    auto loader = make_loader(d, order, 4, /*drop_last=*/true, LoaderOptions{torch::kCPU, &aug, 11, epoch});
+    std::vector<Dataset> out;
+    for (int64_t s = 0; s < loader->steps(); ++s) out.push_back(loader->batch(s));
+    EXPECT_EQ(out.size(), 5u);
+    for (int64_t s = 0; s < loader->steps(); ++s)  // labels follow the order
+      EXPECT_TRUE(torch::equal(out[s].labels, d.labels.index_select(0, order.slice(0, 4 * s, 4 * s + 4))));
+    return out;
+  };
+  auto one = batches(1, 0), three = batches(3, 0), next = batches(3, 1);
+  bool differs = false;
+  for (size_t s = 0; s < one.size(); ++s) {
+    EXPECT_EQ(one[s].images.sizes(), (std::vector<int64_t>{4, 3, 8, 8}));
+    EXPECT_TRUE(torch::equal(one[s].images, three[s].images)) << "batch " << s;
+    differs |= !torch::equal(one[s].images, next[s].images);
+  }
+  EXPECT_TRUE(differs) << "epoch 1 drew the crops of epoch 0";
+  // RGB order: OpenCV wrote B = 20 c + i, G = 90, R = 200.
+  EXPECT_EQ(one[0].images.select(1, 0).min().item<int>(), 200);
+  EXPECT_LE(one[0].images.select(1, 1).max().item<int>(), 90);
+  EXPECT_GE(one[0].images.select(1, 1).min().item<int>(), 50);
+  EXPECT_LE(one[0].images.select(1, 2).max().item<int>(), 46);
+}
+
+// A broken image met mid-epoch: an error naming it, or skipped and counted. In training its
+// place goes to the next image (the batch keeps its shape); in evaluation it is left out.
+TEST(Folder, BadImagesAreNamedOrSkipped) {
+  TempDir dir;
+  write_folder(dir.path, {"a", "b"}, 6);
+  cv::Mat img(16, 16, CV_8UC3, cv::Scalar(1, 2, 3));
+  std::vector<uchar> jpeg;
+  cv::imencode(".jpg", img, jpeg);
+  write_file(dir / "a/cut.jpg", std::string(jpeg.begin(), jpeg.begin() + jpeg.size() / 2));  // truncated
+  write_file(dir / "b/junk.png", "not a png");
+  DataConfig dc;
+  dc.spec = "folder:" + dir.path;
+  dc.val_size = 0;
+  ModelConfig m;
+  m.image_size = 8;
+  Dataset d = load_data(dc, &m).test;
+  ASSERT_EQ(d.size(), 14);
+  EXPECT_NE(error_of([&] { decode_all(d); }).find(dir / "a/cut.jpg: truncated JPEG"), std::string::npos);
+  dc.skip_bad_images = true;
+  d = load_data(dc, &m).test;
+  auto eval = make_loader(d, torch::arange(14), 14, false);
+  Dataset b = eval->batch(0);
+  EXPECT_EQ(b.size(), 12);
+  EXPECT_EQ(eval->skipped(), 2);
+  AugmentConfig aug;
+  auto train = make_loader(d, torch::arange(14), 7, true, LoaderOptions{torch::kCPU, &aug, 0, 0});
+  EXPECT_EQ(train->batch(0).size(), 7);
+  EXPECT_EQ(train->batch(1).size(), 7);
+  EXPECT_EQ(train->skipped(), 2);
+}
