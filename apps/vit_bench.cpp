@@ -3,6 +3,7 @@
 
 #include "vitlab/app.h"
 #include "vitlab/bench/bench.h"
+#include "vitlab/bench/pipeline.h"
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
@@ -37,6 +38,13 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)");
   app.add_option("--json", out, "Also write all results to this JSON file");
+  std::string data;
+  int64_t pipeline_batches = 0;
+  app.add_option("--data", data, "Dataset spec for --pipeline, e.g. folder:DIR (default: the config's data.spec)");
+  app.add_option("--pipeline", pipeline_batches,
+                 "Measure the input pipeline alone instead of the model: N batches through the training loader "
+                 "(with the config's augmentation) and the evaluation loader, delivered on the device")
+      ->check(CLI::PositiveNumber);
   CLI11_PARSE(app, argc, argv);
 
   return vitlab::run_app("vit_bench", [&] {
@@ -56,6 +64,24 @@ int main(int argc, char** argv) {
     if (o.peak_tflops < 0) o.peak_tflops = vitlab::known_peak_tflops(dev_name);
     o.train = mode != "infer", o.infer = mode != "train";
     if (configs.empty()) configs.push_back("");
+    if (pipeline_batches > 0) {  // the data alone, no model
+      if (configs.size() > 1 || !attention.empty()) vitlab::fail("--pipeline: takes one --config and no --attention");
+      if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");
+      vitlab::RunConfig cfg = vitlab::load_run_config(configs[0], sets);
+      if (o.batch_size > 0) cfg.train.batch_size = static_cast<int>(o.batch_size);
+      vitlab::json r = vitlab::bench_pipeline(cfg, dev, pipeline_batches, o.warmup_steps);
+      std::printf("%-10s %12s   (%s, %d decode workers, batch %d)\n", "loader", "img/s", cfg.data.spec.c_str(),
+                  cfg.data.workers, cfg.train.batch_size);
+      for (const char* phase : {"train", "eval"})
+        std::printf("%-10s %12.0f\n", phase, r[phase]["images_per_s"].get<double>());
+      if (!out.empty()) {
+        vitlab::json record{{"schema", "vitlab.bench_pipeline/1"}, {"created", vitlab::utc_timestamp()},
+                            {"git_commit", vitlab::git_commit()}, {"host", vitlab::host_record(dev, n_threads)},
+                            {"train_config", vitlab::to_json(cfg.train)}, {"results", r}};
+        vitlab::atomic_write(out, record.dump(2) + "\n");
+      }
+      return 0;
+    }
     // Every run before any measurement, so a bad spec fails at once.
     std::vector<std::pair<std::string, vitlab::RunConfig>> runs;
     for (const auto& path : configs) {

@@ -13,6 +13,12 @@ packages=(
   libgloo-dev                         # Gloo headers: data-parallel training on CPUs (LibTorch ships the library)
 )
 
+# --reference: also what the comparison scripts under experiments/ run (torchvision and PIL,
+# the references of the data pipeline); nothing in the build or the tests needs them.
+if [ "${1:-}" = "--reference" ]; then
+  packages+=(python3-pil python3-torchvision python3-numpy)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

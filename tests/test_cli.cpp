@@ -1,12 +1,5 @@
 // The apps as a user runs them: --help, one-line errors for bad input, and kill -9 + --resume.
 #include <gtest/gtest.h>
-#include <signal.h>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <thread>
 
 #include "test_util.h"
 #include "vitlab/config.h"
@@ -164,21 +157,9 @@ TEST(Cli, KilledRunResumesToTheSameResult) {
   json full = read_json_file(dir / "full/result.json");
 
   // Start the same run, kill -9 it once its first checkpoint exists, then resume it.
-  pid_t pid = fork();
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    dup2(null, 1), dup2(null, 2);
-    execl(kTrain.c_str(), kTrain.c_str(), "--config", (dir / "c.json").c_str(), "--out", (dir / "killed").c_str(),
-          nullptr);
-    _exit(127);
-  }
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (!vitlab::path_exists(dir / "killed/checkpoint/train_state.pt") && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  ASSERT_TRUE(WIFSIGNALED(status)) << "the run ended before it could be killed";
+  ASSERT_TRUE(vitlab::test::kill_train_when({"--config", dir / "c.json", "--out", dir / "killed"},
+                                            dir / "killed/checkpoint/train_state.pt"))
+      << "the run ended before it could be killed";
   ASSERT_FALSE(vitlab::path_exists(dir / "killed/result.json"));
 
   Output resumed = run(kTrain + args + dir / "killed --resume");

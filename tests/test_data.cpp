@@ -270,6 +270,23 @@ TEST(Augment, MixedTargetsStayDistributions) {
   EXPECT_TRUE(torch::allclose(s, torch::tensor({{0.025f, 0.025f, 0.925f, 0.025f}})));
 }
 
+// timm's RandomErasing: with probability 1 every image gets one rectangle of 2-33% of its area
+// (const mode: zeros), with probability 0 none; per-pixel mode fills it with fresh noise.
+TEST(Augment, RandomErasingRectangles) {
+  torch::manual_seed(1);
+  auto x = torch::ones({64, 3, 20, 24});
+  auto y = random_erasing(x, 1.0, "const", 1);
+  auto erased = y.eq(0).all(1).sum({1, 2}).to(torch::kDouble) / (20 * 24);  // (64) area fractions
+  EXPECT_GE(erased.min().item<double>(), 0.015);
+  EXPECT_LE(erased.max().item<double>(), 0.34);
+  EXPECT_TRUE(torch::equal(y.eq(0).any(1), y.eq(0).all(1)));  // every channel of a pixel together
+  EXPECT_TRUE(torch::equal(random_erasing(x, 0.0, "const", 1), x));
+  auto p = random_erasing(x, 1.0, "pixel", 3);
+  const auto changed = p.ne(1);
+  EXPECT_GT(changed.sum().item<int64_t>(), 0);
+  EXPECT_GT(p.masked_select(changed).std().item<double>(), 0.5);  // normal noise, not a constant
+}
+
 // timm's evaluation geometry (torchvision Resize(int) then CenterCrop), checked where the result
 // is known exactly: a resize that is a no-op leaves only the crop, and the offsets round as
 // Python does.

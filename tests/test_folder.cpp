@@ -9,6 +9,7 @@
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/data/transform.h"
+#include "vitlab/config.h"
 #include "vitlab/io/files.h"
 
 using namespace vitlab;
@@ -227,4 +228,71 @@ TEST(Folder, BadImagesAreNamedOrSkipped) {
   EXPECT_EQ(train->batch(0).size(), 7);
   EXPECT_EQ(train->batch(1).size(), 7);
   EXPECT_EQ(train->skipped(), 2);
+}
+
+// As a user runs it: a class-sorted folder trained with RandomResizedCrop and a stratified
+// hold-out; kill -9 and --resume end bit for bit where the whole run ends; the checkpoint
+// carries the class names, and vit_eval matches an evaluation folder's classes by name (a
+// subset is fine, an unknown class is a one-line error); --class-map gives names to a
+// checkpoint without them.
+TEST(Folder, TrainResumeAndEvaluateByClassName) {
+  using vitlab::test::run;
+  const std::string train = VIT_TRAIN, eval = VIT_EVAL;
+  TempDir dir;
+  write_folder(dir / "data/train", {"ant", "bee", "cat"}, 20, 16, /*colour=*/true);
+  write_folder(dir / "data/val", {"ant", "bee", "cat"}, 4, 16, true);
+  const json cfg{{"model", {{"image_size", 16}, {"patch_size", 4}, {"in_chans", 3}, {"num_classes", 3}, {"dim", 32},
+                            {"depth", 1}, {"heads", 2}}},
+                 {"data", {{"spec", "folder:" + dir / "data"}, {"val_size", 0.2}, {"workers", 2}}},
+                 {"train", {{"epochs", 4}, {"batch_size", 8}, {"threads", 1},
+                            {"augment", {{"rrc", true}, {"flip", true}, {"re_prob", 0.5}, {"re_mode", "pixel"}}}}}};
+  write_file(dir / "c.json", cfg.dump());
+  const std::string args = " --config " + dir / "c.json" + " --out ";
+  auto full = run(train + args + dir / "full");
+  ASSERT_EQ(full.status, 0) << full.text;
+  const json r = read_json_file(dir / "full/result.json");
+  EXPECT_EQ(r["data"]["train_size"], 48);
+  EXPECT_EQ(r["data"]["val_size"], 12);
+  EXPECT_EQ(r["data"]["holdout"]["val_size"], 0.2);
+  EXPECT_EQ(r["data"]["streamed"], true);
+  EXPECT_EQ(r["data"]["skipped_images"], 0);
+  EXPECT_EQ(r["model"]["label_names"], json({"ant", "bee", "cat"}));
+  EXPECT_EQ(read_json_file(dir / "full/checkpoint/config.json")["label_names"], json({"ant", "bee", "cat"}));
+
+  ASSERT_TRUE(vitlab::test::kill_train_when({"--config", dir / "c.json", "--out", dir / "killed"},
+                                            dir / "killed/checkpoint/train_state.pt"));
+  auto resumed = run(train + args + dir / "killed --resume");
+  ASSERT_EQ(resumed.status, 0) << resumed.text;
+  const json back = read_json_file(dir / "killed/result.json");
+  EXPECT_EQ(back["metrics"], r["metrics"]);
+  for (size_t e = 0; e < r["history"].size(); ++e)
+    EXPECT_EQ(back["history"][e]["train_loss"], r["history"][e]["train_loss"]) << "epoch " << e + 1;
+
+  // Evaluation folders: a subset of the classes, in another order of folders, by name.
+  write_folder(dir / "sub", {"cat"}, 3, 16, true);
+  auto ev = run(eval + " --checkpoint " + dir / "full/checkpoint --data folder:" + dir / "sub --out " + dir / "e.json");
+  ASSERT_EQ(ev.status, 0) << ev.text;
+  const json e = read_json_file(dir / "e.json");
+  EXPECT_EQ(e["metrics"]["images"], 3);
+  EXPECT_EQ(e["metrics"]["confusion"][2].size(), 3u);
+  EXPECT_EQ(e["metrics"]["confusion"][0], json({0, 0, 0}));  // every image is a cat (class 2)
+  write_folder(dir / "sub", {"dog"}, 1, 16, true);
+  auto bad = run(eval + " --checkpoint " + dir / "full/checkpoint --data folder:" + dir / "sub");
+  EXPECT_EQ(bad.status, 1);
+  EXPECT_EQ(bad.text.rfind("vit_eval: error: " + dir / "sub/dog: class folder 'dog' is not one of", 0), 0u) << bad.text;
+
+  // A checkpoint without names takes them from --class-map (timm's format, one a line).
+  json ck = read_json_file(dir / "full/checkpoint/config.json");
+  ck.erase("label_names");
+  write_file(dir / "full/checkpoint/config.json", ck.dump());
+  ::remove((dir / "sub/dog/0.png").c_str());
+  ::rmdir((dir / "sub/dog").c_str());
+  write_file(dir / "names.txt", "ant\nbee\ncat\n");
+  auto mapped = run(eval + " --checkpoint " + dir / "full/checkpoint --class-map " + dir / "names.txt --data folder:" +
+                    dir / "sub --out " + dir / "e2.json");
+  ASSERT_EQ(mapped.status, 0) << mapped.text;
+  EXPECT_EQ(read_json_file(dir / "e2.json")["metrics"]["confusion"], e["metrics"]["confusion"]);
+  write_file(dir / "names.txt", "ant\nbee\n");
+  auto short_map = run(eval + " --checkpoint " + dir / "full/checkpoint --class-map " + dir / "names.txt --data folder:" + dir / "sub");
+  EXPECT_NE(short_map.text.find("has 2 class names but the checkpoint has 3 classes"), std::string::npos) << short_map.text;
 }

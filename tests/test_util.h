@@ -2,6 +2,7 @@
 // Helpers shared by the tests: scratch directories and running the apps as a user would.
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace vitlab::test {
 
@@ -20,6 +21,10 @@ struct Output {
 Output run(const std::string& command);
 
 void write_file(const std::string& path, const std::string& bytes);
+
+// Starts vit_train with `args` (its output discarded), kills it with SIGKILL as soon as `path`
+// exists, and returns whether it was killed (false: it ended first, or 120 s passed).
+bool kill_train_when(const std::vector<std::string>& args, const std::string& path);
 
 // The message of the vitlab::Error that `f` throws, or "" when it throws none.
 std::string error_of(const std::function<void()>& f);

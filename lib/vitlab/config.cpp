@@ -169,11 +169,13 @@ void DataConfig::validate() const {
         "must be a count of images (>= 1), a fraction in (0, 1), or 0 (none)");
   check(image_size >= 0, "data.image_size", "must be >= 0");
   check(crop_pct >= 0 && crop_pct <= 1, "data.crop_pct", "must be in (0, 1], or 0 (no crop)");
-  check(crop_pct == 0 || image_size > 0, "data.crop_pct", "needs data.image_size");
+  check(crop_pct == 0 || image_size > 0 || spec.rfind("folder:", 0) == 0, "data.crop_pct",
+        "needs data.image_size (an image folder takes the model's)");
   check(interpolation == "bilinear" || interpolation == "bicubic", "data.interpolation",
         "must be \"bilinear\" or \"bicubic\", got \"" + interpolation + "\"");
   check(channels == 0 || channels == 1 || channels == 3, "data.channels", "must be 0, 1 or 3");
   check(workers >= 0, "data.workers", "must be >= 0");
+  check(one_of(decode, {"auto", "cpu"}), "data.decode", "'" + decode + "' is not one of auto, cpu");
   check(synthetic.train > 0 && synthetic.test > 0, "data.synthetic", "train and test must be positive");
   check(synthetic.classes >= 2, "data.synthetic.classes", "must be at least 2");
   check(synthetic.image_size >= 4, "data.synthetic.image_size", "must be at least 4");
@@ -256,6 +258,7 @@ json to_json(const DataConfig& c) {
   if (c.interpolation != "bilinear") j["interpolation"] = c.interpolation;
   if (c.val_seed != 0) j["val_seed"] = c.val_seed;
   if (c.skip_bad_images) j["skip_bad_images"] = true;
+  if (c.decode != "auto") j["decode"] = c.decode;
   return j;
 }
 
@@ -356,6 +359,7 @@ DataConfig data_from_json(const json& j, const std::string& path) {
   f.get("val_size", c.val_size);
   f.get("val_seed", c.val_seed);
   f.get("skip_bad_images", c.skip_bad_images);
+  f.get("decode", c.decode);
   f.get("image_size", c.image_size);
   f.get("crop_pct", c.crop_pct);
   f.get("interpolation", c.interpolation);

@@ -89,6 +89,9 @@ struct DataConfig {
   // Image folders: an unreadable image is an error naming it (false), or is skipped and counted
   // in the result (true; in training its place in the batch goes to the next image of the epoch).
   bool skip_bad_images = false;
+  // Image folders on CUDA: "auto" decodes JPEGs on the GPU with nvJPEG where vitlab was built
+  // with it (data/nvjpeg_loader.h), "cpu" always on the CPU cores (OpenCV).
+  std::string decode = "auto";
   SyntheticConfig synthetic;
   void validate() const;
 };

@@ -23,6 +23,7 @@ struct ImageFiles {
   std::string interpolation = "bilinear";
   bool skip_bad = false;  // data.skip_bad_images
   int workers = 0;        // decode threads (0: all cores)
+  std::string decode = "auto";  // data.decode: "auto" (nvJPEG for a CUDA device where built) or "cpu"
 };
 
 struct Dataset {
@@ -65,6 +66,8 @@ Splits load_cifar(const std::string& dir, int classes);  // classes: 10 or 100
 // folders of the training split) fixes the class index of each folder by name.
 Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int channels, int size,
                          const std::vector<std::string>& class_names);
+// Whether image files can be decoded on the CPU (vitlab built with OpenCV).
+bool cpu_decoder_available();
 // timm's class map file: one class name a line, the line number its class index (trailing blank
 // lines ignored); errors name the file and line.
 std::vector<std::string> read_class_map(const std::string& path);

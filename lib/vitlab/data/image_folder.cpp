@@ -78,10 +78,6 @@ Dataset list_split(const std::string& root, const std::vector<std::string>& clas
 
 Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int channels, int size,
                          const std::vector<std::string>& class_names) {
-#ifndef VITLAB_HAVE_OPENCV
-  fail("folder:", dir, ": this vitlab was built without OpenCV, so image folders cannot be read "
-       "(install libopencv-dev and rebuild)");
-#endif
   if (!is_directory(dir)) fail("folder:", dir, ": not a directory");
   if (size <= 0) fail("folder:", dir, ": needs an image size (data.image_size, or the model's)");
   ImageFiles spec;
@@ -91,6 +87,7 @@ Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int chan
   spec.interpolation = cfg.interpolation;
   spec.skip_bad = cfg.skip_bad_images;
   spec.workers = cfg.workers;
+  spec.decode = cfg.decode;
   Splits s;
   s.name = "folder:" + dir;
   s.source = dir;
@@ -185,12 +182,16 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
   return true;
 }
 
+bool cpu_decoder_available() { return true; }
+
 #else
 
 bool decode_image_file(const std::string& path, int, std::vector<uint8_t>&, int&, int&, std::string& error) {
   error = path + ": this vitlab was built without OpenCV";
   return false;
 }
+
+bool cpu_decoder_available() { return false; }
 
 #endif
 

@@ -1,5 +1,6 @@
 #include "vitlab/data/loader.h"
 
+#include "vitlab/data/nvjpeg_loader.h"
 #include "vitlab/data/stream.h"
 
 namespace vitlab {
@@ -34,6 +35,8 @@ Dataset to_device(const Dataset& d, const torch::Device& device) {
 
 std::unique_ptr<Loader> make_loader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
                                     const LoaderOptions& options) {
+  if (data.streamed() && options.device.is_cuda() && data.files->decode == "auto")
+    if (auto gpu = make_nvjpeg_loader(data, order, batch, drop_last, options)) return gpu;
   if (data.streamed()) return std::make_unique<StreamLoader>(data, order, batch, drop_last, options);
   return std::make_unique<MemoryLoader>(data, order, batch, drop_last);
 }

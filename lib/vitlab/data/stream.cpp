@@ -12,6 +12,9 @@ namespace vitlab {
 StreamLoader::StreamLoader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
                            const LoaderOptions& options)
     : data_(data), batch_(batch), opt_(options) {
+  if (!cpu_decoder_available())
+    fail("folder: this vitlab was built without OpenCV, so image files cannot be decoded on the CPU (install "
+         "libopencv-dev and rebuild; on CUDA, JPEGs decode with nvJPEG where vitlab was built with it)");
   auto o = order.to(torch::kCPU, torch::kLong).contiguous();
   order_.assign(o.data_ptr<int64_t>(), o.data_ptr<int64_t>() + o.numel());
   auto l = data.labels.to(torch::kCPU, torch::kLong).contiguous();
@@ -174,7 +177,7 @@ Dataset StreamLoader::batch(int64_t step) {
     labels = labels.index_select(0, keep);
   }
   // Pinned buffers copy asynchronously; the caching host allocator keeps each one until its copy is done.
-  return {images.to(opt_.device, /*non_blocking=*/true), labels.to(opt_.device), nullptr};
+  return {images.to(opt_.device, /*non_blocking=*/true), labels.to(opt_.device)};
 }
 
 }  // namespace vitlab

@@ -64,13 +64,15 @@ void run_on(const c10::cuda::CUDAStream& stream, Work work) {
 }
 
 // Captures `work` into `graph` on `stream`. The autocast cache is off meanwhile: a weight cast
-// cached outside the graph would be read inside it and never refreshed.
+// cached outside the graph would be read inside it and never refreshed. Thread-local capture
+// mode: the image loader's threads (data/nvjpeg_loader.h) go on decoding on their own streams,
+// which the default global mode would count as an error of the capture.
 template <typename Work>
 void capture(at::cuda::CUDAGraph& graph, const c10::cuda::CUDAStream& stream, Work work) {
   const bool cache = at::autocast::is_autocast_cache_enabled();
   at::autocast::set_autocast_cache_enabled(false);
   run_on(stream, [&] {
-    graph.capture_begin();
+    graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
     work();
     graph.capture_end();
   });

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The folder pipeline on this machine's CPU cores beside torch's DataLoader on the same JPEG
+# folder, with the same work: RandomResizedCrop(224) + flip, batches of 64. Writes
+# results/cpu_<host>.json and prints a table. Needs the build (scripts/build.sh) and, for the
+# reference, Debian's python3-torchvision and python3-pil (scripts/setup.sh --reference).
+set -euo pipefail
+cd "$(dirname "$0")"
+root=../..
+data=${DATA:-$root/data/jpeg-folder-small}
+workers=${WORKERS:-$(nproc)}
+batches=${BATCHES:-10}
+/usr/bin/python3 make_jpeg_folder.py "$data" --train ${TRAIN:-1000} --val 200
+mkdir -p results
+out=results/cpu_$(nproc)core.json
+$root/build/apps/vit_bench --config pipeline_224.json --data "folder:$data" --set data.workers=$workers \
+  --pipeline "$batches" --warmup 2 --device cpu --json /tmp/vitlab_pipeline.json
+/usr/bin/python3 torch_loader.py "$data/train" --workers "$workers" --batch-size 64 --batches "$batches" --warmup 2 \
+  > /tmp/torch_pipeline.json
+/usr/bin/python3 - "$out" <<'PY'
+import json, sys
+v = json.load(open("/tmp/vitlab_pipeline.json"))
+t = json.load(open("/tmp/torch_pipeline.json"))
+r = {"command": "experiments/data_pipeline/run_cpu.sh", "vitlab": v, "torch": t}
+json.dump(r, open(sys.argv[1], "w"), indent=1)
+vt, ve, tt = v["results"]["train"]["images_per_s"], v["results"]["eval"]["images_per_s"], t["images_per_s"]
+print(f"{'loader':44s} {'img/s':>8s}")
+print(f"{'vitlab train (rrc + flip)':44s} {vt:8.0f}")
+print(f"{'vitlab eval (resize 256, centre crop 224)':44s} {ve:8.0f}")
+print(f"{'torch DataLoader train (rrc + flip)':44s} {tt:8.0f}   vitlab / torch: {vt / tt:.2f}x")
+PY

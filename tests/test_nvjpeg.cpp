@@ -1,0 +1,90 @@
+// The nvJPEG loader (CUDA builds with nvJPEG; skipped elsewhere, saying why): its evaluation
+// transform against PIL's decode + timm's transform of the committed JPEG, its crops repeatable
+// from (seed, epoch, index), and a broken JPEG named.
+#include <gtest/gtest.h>
+
+#include "test_util.h"
+#include "vitlab/data/dataset.h"
+#include "vitlab/data/loader.h"
+#include "vitlab/data/nvjpeg_loader.h"
+#include "vitlab/io/files.h"
+
+using namespace vitlab;
+using vitlab::test::error_of;
+using vitlab::test::TempDir;
+using vitlab::test::write_file;
+
+namespace {
+
+const std::string kFixtures = std::string(VITLAB_FIXTURES) + "/transforms";
+
+bool skip_reason(std::string& why) {
+  if (!torch::cuda::is_available()) why = "needs CUDA";
+  else if (!nvjpeg_available()) why = "this build has no nvJPEG (CUDA's nvjpeg library was not found)";
+  return !why.empty();
+}
+
+// root/<class>/<i>.jpg: copies of the fixture JPEG.
+Dataset jpeg_folder(const std::string& root, int per_class, const ModelConfig& m, double crop_pct) {
+  const std::string jpeg = read_text(join_path(kFixtures, "source.jpg"));
+  for (const char* c : {"a", "b"}) {
+    make_directories(join_path(root, c));
+    for (int i = 0; i < per_class; ++i) write_file(join_path(root, std::string(c) + "/" + std::to_string(i) + ".jpg"), jpeg);
+  }
+  DataConfig dc;
+  dc.spec = "folder:" + root;
+  dc.val_size = 0;
+  dc.crop_pct = crop_pct;
+  dc.interpolation = "bicubic";
+  return load_data(dc, &m).test;
+}
+
+}  // namespace
+
+TEST(Nvjpeg, EvalTransformIsWithinAGreyLevelOfPils) {
+  std::string why;
+  if (skip_reason(why)) GTEST_SKIP() << why;
+  TempDir dir;
+  ModelConfig m;
+  m.in_chans = 3, m.image_size = 32, m.mean = {0.5}, m.std = {0.5};
+  Dataset d = jpeg_folder(dir.path, 2, m, 0.875);
+  auto loader = make_loader(d, torch::arange(d.size()), 4, false, LoaderOptions{torch::Device(torch::kCUDA)});
+  Dataset b = loader->batch(0);
+  ASSERT_EQ(b.images.sizes(), (std::vector<int64_t>{4, 3, 32, 32}));
+  EXPECT_TRUE(b.images.is_cuda());
+  const std::string raw = read_text(join_path(kFixtures, "jpeg_eval.rgb"));
+  auto want = torch::from_blob(const_cast<char*>(raw.data()), {32, 32, 3}, torch::kUInt8).permute({2, 0, 1}).to(torch::kInt);
+  auto diff = (b.images[3].cpu().to(torch::kInt) - want).abs().to(torch::kDouble);
+  // Two decoders (nvJPEG's IDCT and chroma upsampling against libjpeg's) and one rounding
+  // instead of PIL's two: small, unbiased differences.
+  EXPECT_LT(diff.mean().item<double>(), 1.5) << "mean |difference| from PIL's pixels";
+  EXPECT_LE(diff.max().item<double>(), 12) << "largest difference from PIL's pixels";
+  std::printf("nvJPEG vs PIL: mean |diff| %.3f, max %.0f grey levels\n", diff.mean().item<double>(), diff.max().item<double>());
+  EXPECT_TRUE(torch::equal(b.labels.cpu(), torch::tensor({0, 0, 1, 1})));
+}
+
+TEST(Nvjpeg, CropsRepeatAndBrokenFilesAreNamed) {
+  std::string why;
+  if (skip_reason(why)) GTEST_SKIP() << why;
+  TempDir dir;
+  ModelConfig m;
+  m.in_chans = 3, m.image_size = 16, m.mean = {0.5}, m.std = {0.5};
+  Dataset d = jpeg_folder(dir.path, 6, m, 0.0);
+  AugmentConfig aug;
+  aug.rrc = true;
+  auto run = [&](int64_t epoch) {
+    auto loader = make_loader(d, torch::arange(d.size()), 4, true, LoaderOptions{torch::Device(torch::kCUDA), &aug, 3, epoch});
+    std::vector<torch::Tensor> out;
+    for (int64_t s = 0; s < loader->steps(); ++s) out.push_back(loader->batch(s).images.cpu());
+    return torch::cat(out);
+  };
+  auto a = run(0), b = run(0), c = run(1);
+  EXPECT_EQ(a.sizes(), (std::vector<int64_t>{12, 3, 16, 16}));
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, c));
+  EXPECT_FALSE(torch::equal(a[0], a[1]));  // each image its own crop
+  const std::string jpeg = read_text(join_path(kFixtures, "source.jpg"));
+  write_file(dir / "a/0.jpg", jpeg.substr(0, jpeg.size() / 2));
+  auto loader = make_loader(d, torch::arange(d.size()), 4, false, LoaderOptions{torch::Device(torch::kCUDA)});
+  EXPECT_NE(error_of([&] { loader->batch(0); }).find(dir / "a/0.jpg: truncated JPEG"), std::string::npos);
+}
