@@ -3,8 +3,6 @@
 // (or root/test) give the splits; a root without train/ is a test split only (for
 // evaluation). Listed here, never decoded whole: data/stream.cpp decodes batch by batch.
 #include <dirent.h>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -134,22 +132,12 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
   // The bytes first (one read), so that a JPEG cut short is seen: libjpeg pads it with grey
   // and only warns, where it must be an error like any unreadable file.
   std::string bytes;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    error = path + ": cannot open (" + std::strerror(errno) + ")";
+  try {
+    bytes = read_text(path);
+  } catch (const Error& e) {
+    error = e.what();
     return false;
   }
-  char buf[1 << 16];
-  for (ssize_t got; (got = ::read(fd, buf, sizeof buf)) != 0;) {
-    if (got < 0) {
-      if (errno == EINTR) continue;
-      error = path + ": cannot read (" + std::strerror(errno) + ")";
-      ::close(fd);
-      return false;
-    }
-    bytes.append(buf, static_cast<size_t>(got));
-  }
-  ::close(fd);
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
   if (bytes.size() >= 2 && u[0] == 0xFF && u[1] == 0xD8) {  // JPEG: its end-of-image marker must be there
     bool eoi = false;
