@@ -87,7 +87,7 @@ struct DataConfig {
   int channels = 0;     // image folders: decode to 1 (L) or 3 (RGB) channels (0: the model's in_chans)
   int workers = 0;      // image-folder decoding threads (0: all cores)
   // Image folders: an unreadable image is an error naming it (false), or is skipped and counted
-  // in the result (true; in training its place in the batch goes to the next image of the epoch).
+  // in the result (true; in training another image takes its place, so batches keep their shape).
   bool skip_bad_images = false;
   // Image folders on CUDA: "auto" decodes JPEGs on the GPU with nvJPEG where vitlab was built
   // with it (data/nvjpeg_loader.h), "cpu" always on the CPU cores (OpenCV).
@@ -109,9 +109,9 @@ struct AugmentConfig {
   std::vector<double> scale{0.08, 1.0};
   std::vector<double> ratio{3.0 / 4.0, 4.0 / 3.0};
   std::string interpolation = "bilinear";
-  // timm's RandomErasing on the normalised batch: per image with probability re_prob, 1 to re_count
-  // rectangles (re_count exactly when 1) of 2-33% of the area filled by mode "const" (0), "rand" (one normal value per
-  // channel) or "pixel" (normal per pixel).
+  // timm's RandomErasing on the normalised batch: per image with probability re_prob, 1 to
+  // re_count rectangles (exactly 1 when re_count is 1) of 2-33% of the area, filled per re_mode:
+  // "const" (0), "rand" (one normal value per channel) or "pixel" (normal per pixel).
   double re_prob = 0.0;
   std::string re_mode = "const";
   int re_count = 1;
