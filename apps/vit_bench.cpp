@@ -70,10 +70,10 @@ int main(int argc, char** argv) {
       vitlab::RunConfig cfg = vitlab::load_run_config(configs[0], sets);
       if (o.batch_size > 0) cfg.train.batch_size = static_cast<int>(o.batch_size);
       vitlab::json r = vitlab::bench_pipeline(cfg, dev, pipeline_batches, o.warmup_steps);
-      std::printf("%-10s %12s   (%s, %d decode workers, batch %d)\n", "loader", "img/s", cfg.data.spec.c_str(),
+      std::printf("%-16s %12s   (%s, %d decode workers, batch %d)\n", "loader", "img/s", cfg.data.spec.c_str(),
                   cfg.data.workers, cfg.train.batch_size);
-      for (const char* phase : {"train", "eval"})
-        std::printf("%-10s %12.0f\n", phase, r[phase]["images_per_s"].get<double>());
+      for (const char* phase : {"train", "train_augmented", "eval"})
+        std::printf("%-16s %12.0f\n", phase, r[phase]["images_per_s"].get<double>());
       if (!out.empty()) {
         vitlab::json record{{"schema", "vitlab.bench_pipeline/1"}, {"created", vitlab::utc_timestamp()},
                             {"git_commit", vitlab::git_commit()}, {"host", vitlab::host_record(dev, n_threads)},

@@ -1,6 +1,8 @@
 // vit_eval: evaluate a checkpoint (vitlab's or timm's) on a dataset split.
 #include <CLI/CLI.hpp>
 
+#include <memory>
+
 #include "vitlab/app.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
@@ -11,6 +13,7 @@
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/cuda_graph.h"
+#include "vitlab/train/distributed.h"
 #include "vitlab/train/evaluate.h"
 
 int main(int argc, char** argv) {
@@ -50,8 +53,12 @@ int main(int argc, char** argv) {
 
   return vitlab::run_app("vit_eval", [&] {
     const int n_threads = vitlab::configure_threads(threads);
-    const torch::Device dev = vitlab::resolve_device(device);
-    if (cuda_graph) vitlab::require_cuda_graphs(vitlab::RunConfig{}, dev, nullptr, "--cuda-graph");
+    // Launched as several processes (torchrun's variables): each evaluates a share, rank 0 reports.
+    const vitlab::DistEnv dist = vitlab::DistEnv::from_environment();
+    const torch::Device dev = vitlab::resolve_device(dist.device(device));
+    std::unique_ptr<vitlab::DataParallel> dp;
+    if (dist.active()) dp = std::make_unique<vitlab::DataParallel>(dist, dev);
+    if (cuda_graph) vitlab::require_cuda_graphs(vitlab::RunConfig{}, dev, dp.get(), "--cuda-graph");
     // The model: the checkpoint's config.json, or the timm config given apart; a timm config
     // also brings timm's evaluation preprocessing (resize by crop_pct, centre crop).
     const std::string ck = vitlab::is_regular_file(checkpoint) ? vitlab::parent_path(checkpoint) : checkpoint;
@@ -99,7 +106,7 @@ int main(int argc, char** argv) {
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");
     const bool bf16 = vitlab::uses_bf16(precision, dev);
-    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, cuda_graph);
+    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, cuda_graph, dp.get());
     vitlab::json data_record = splits.describe();
     data_record["spec"] = dc.spec;
     if (dc.image_size > 0) {
@@ -110,12 +117,18 @@ int main(int argc, char** argv) {
                         {"git_commit", vitlab::git_commit()}, {"checkpoint", checkpoint},
                         {"host", vitlab::host_record(dev, n_threads)}, {"data", data_record},
                         {"split", split}, {"precision", bf16 ? "bf16" : "fp32"}, {"metrics", r.to_json(true)}};
+    if (dp) record["distributed"] = vitlab::json{{"world_size", dp->world()}, {"backend", dp->backend()}};
+    if (dist.rank != 0) {
+      dp->barrier();  // rank 0 writes
+      return 0;
+    }
     std::fprintf(stderr, "%s top1 %.2f%%  top5 %.2f%%  loss %.4f  (%lld images, %.0f img/s)\n", split.c_str(), r.top1,
                  r.top5, r.loss, static_cast<long long>(r.images), r.images_per_s);
     if (out.empty())
       std::printf("%s\n", record.dump(2).c_str());
     else
       vitlab::atomic_write(out, record.dump(2) + "\n");
+    if (dp) dp->barrier();
     return 0;
   });
 }

@@ -53,6 +53,22 @@ void write_folder(const std::string& root, const std::vector<std::string>& class
   }
 }
 
+// A folder read whole (no hold-out) for an RGB model of size x size, trained with
+// RandomResizedCrop.
+struct Streamed {
+  DataConfig data;
+  ModelConfig model;
+  AugmentConfig augment;
+};
+Streamed streamed_rgb(const std::string& dir, int size) {
+  Streamed s;
+  s.data.spec = "folder:" + dir;
+  s.data.val_size = 0;
+  s.model.in_chans = 3, s.model.image_size = size, s.model.mean = {0.5}, s.model.std = {0.5};
+  s.augment.rrc = true;
+  return s;
+}
+
 }  // namespace
 
 // Every case of the fixture (made by PIL and torchvision from the same lossless source) is
@@ -164,13 +180,10 @@ TEST(Folder, ListsAndFollowsTheModel) {
 TEST(Folder, StreamedBatchesAreTheSameWhateverTheWorkers) {
   TempDir dir;
   write_folder(dir.path, {"a", "b", "c"}, 7, 20, /*colour=*/true);
-  DataConfig dc;
-  dc.spec = "folder:" + dir.path;
-  dc.val_size = 0;
-  ModelConfig m;
-  m.in_chans = 3, m.image_size = 8, m.mean = {0.5}, m.std = {0.5};
-  AugmentConfig aug;
-  aug.rrc = true;
+  Streamed st = streamed_rgb(dir.path, 8);
+  DataConfig& dc = st.data;
+  ModelConfig& m = st.model;
+  AugmentConfig& aug = st.augment;
   auto batches = [&](int workers, int64_t epoch) {
     dc.workers = workers;
     Dataset d = load_data(dc, &m).test;
@@ -197,6 +210,59 @@ TEST(Folder, StreamedBatchesAreTheSameWhateverTheWorkers) {
   EXPECT_LE(one[0].images.select(1, 1).max().item<int>(), 90);
   EXPECT_GE(one[0].images.select(1, 1).min().item<int>(), 50);
   EXPECT_LE(one[0].images.select(1, 2).max().item<int>(), 46);
+}
+
+// data.reduced_decode: a JPEG whose crop is several times the output decodes at 1/2 .. 1/8 scale
+// (libjpeg's DCT scaling); the crop box scales with it, so the batch is nearly the full decode's.
+TEST(Folder, ReducedJpegDecode) {
+  TempDir dir;
+  for (const std::string c : {"a", "b"}) {
+    make_directories(dir / c);
+    for (int i = 0; i < 4; ++i) {
+      cv::Mat img(200, 256, CV_8UC3);
+      for (int y = 0; y < img.rows; ++y)
+        for (int x = 0; x < img.cols; ++x)
+          img.at<cv::Vec3b>(y, x) =
+              cv::Vec3b(static_cast<uchar>(x / 2 + 10 * i), static_cast<uchar>(y), c == "a" ? 40 : 200);
+      cv::imwrite(dir / (c + "/" + std::to_string(i) + ".jpg"), img, {cv::IMWRITE_JPEG_QUALITY, 95});
+    }
+  }
+  const std::string bytes = read_text(dir / "a/0.jpg");
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  int h = 0, w = 0;
+  ASSERT_TRUE(jpeg_size(u, bytes.size(), h, w));
+  EXPECT_EQ(h, 200);
+  EXPECT_EQ(w, 256);
+  EXPECT_FALSE(jpeg_size(u, 20, h, w));  // cut before the frame header
+  const std::string png = read_text(join_path(kFixtures, "source.png"));
+  EXPECT_FALSE(jpeg_size(reinterpret_cast<const unsigned char*>(png.data()), png.size(), h, w));
+  Pixels p;
+  std::string error;
+  int asked_h = 0, asked_w = 0;
+  ASSERT_TRUE(decode_image_file(dir / "a/0.jpg", 3, p.data, p.h, p.w, error, [&](int fh, int fw) {
+    asked_h = fh, asked_w = fw;
+    return 4;
+  })) << error;
+  EXPECT_EQ(asked_h, 200);
+  EXPECT_EQ(asked_w, 256);
+  EXPECT_EQ(p.h, 50);
+  EXPECT_EQ(p.w, 64);
+
+  Streamed st = streamed_rgb(dir.path, 24);
+  DataConfig& dc = st.data;
+  ModelConfig& m = st.model;
+  AugmentConfig& aug = st.augment;
+  aug.scale = {0.5, 1.0};  // boxes of 130 px and more: 1/4 scale for 96 .. 191, 1/8 from 192
+  auto first = [&](bool reduced) {
+    dc.reduced_decode = reduced;
+    Dataset d = load_data(dc, &m).test;
+    auto loader = make_loader(d, torch::arange(d.size()), 8, true, LoaderOptions{torch::kCPU, &aug, 3, 0});
+    return loader->batch(0).images.to(torch::kFloat);
+  };
+  auto full = first(false), reduced = first(true);
+  const double diff = (full - reduced).abs().mean().item<double>();
+  EXPECT_GT(diff, 0.0);
+  EXPECT_LT(diff, 3.0) << "the reduced decode's crop is not the full decode's";
 }
 
 // A broken image met mid-epoch: an error naming it, or skipped and counted. In training its
@@ -295,4 +361,26 @@ TEST(Folder, TrainResumeAndEvaluateByClassName) {
   write_file(dir / "names.txt", "ant\nbee\n");
   auto short_map = run(eval + " --checkpoint " + dir / "full/checkpoint --class-map " + dir / "names.txt --data folder:" + dir / "sub");
   EXPECT_NE(short_map.text.find("has 2 class names but the checkpoint has 3 classes"), std::string::npos) << short_map.text;
+}
+
+// vit_bench --pipeline: the training loader alone, with the step's augmentation (here
+// RandAugment, colour jitter and random erasing), and the evaluation loader, each timed.
+TEST(Folder, PipelineBenchTimesEveryLoader) {
+  TempDir dir;
+  write_folder(dir / "data/train", {"a", "b"}, 24, 20, /*colour=*/true);
+  write_folder(dir / "data/val", {"a", "b"}, 16, 20, true);
+  const json cfg{{"model", {{"image_size", 16}, {"patch_size", 4}, {"in_chans", 3}, {"num_classes", 2}}},
+                 {"train", {{"batch_size", 8}, {"threads", 1},
+                            {"augment", {{"rrc", true}, {"crop_padding", 0}, {"auto_augment", "rand-m9-mstd0.5-inc1"},
+                                         {"color_jitter", 0.4}, {"re_prob", 0.25}}}}}};
+  write_file(dir / "c.json", cfg.dump());
+  auto out = vitlab::test::run(std::string(VIT_BENCH) + " --config " + dir / "c.json --data folder:" + dir / "data" +
+                 " --pipeline 3 --warmup 1 --device cpu --json " + dir / "p.json");
+  ASSERT_EQ(out.status, 0) << out.text;
+  const json r = read_json_file(dir / "p.json")["results"];
+  for (const char* phase : {"train", "train_augmented", "eval"}) {
+    EXPECT_EQ(r[phase]["batches"], 3) << phase;
+    EXPECT_GT(r[phase]["images_per_s"].get<double>(), 0) << phase;
+  }
+  EXPECT_NE(out.text.find("train_augmented"), std::string::npos) << out.text;
 }

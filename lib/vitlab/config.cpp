@@ -4,6 +4,7 @@
 #include <fstream>
 #include <set>
 
+#include "vitlab/data/auto_augment.h"
 #include "vitlab/error.h"
 #include "vitlab/text.h"
 
@@ -216,6 +217,7 @@ void TrainConfig::validate() const {
   check(one_of(a.re_mode, {"const", "rand", "pixel"}), "train.augment.re_mode",
         "'" + a.re_mode + "' is not one of const, rand, pixel");
   check(a.re_count >= 1, "train.augment.re_count", "must be at least 1");
+  augment_policy(a, ModelConfig{});  // parses auto_augment and color_jitter (errors name them)
 }
 
 void RunConfig::validate() const {
@@ -259,6 +261,7 @@ json to_json(const DataConfig& c) {
   if (c.val_seed != 0) j["val_seed"] = c.val_seed;
   if (c.skip_bad_images) j["skip_bad_images"] = true;
   if (c.decode != "auto") j["decode"] = c.decode;
+  if (!c.reduced_decode) j["reduced_decode"] = false;
   return j;
 }
 
@@ -296,6 +299,8 @@ json to_json(const TrainConfig& c) {
   if (a.rrc || a.ratio != AugmentConfig{}.ratio) aj["ratio"] = a.ratio;
   if (a.rrc || a.interpolation != "bilinear") aj["interpolation"] = a.interpolation;
   if (a.re_prob > 0) aj["re_prob"] = a.re_prob, aj["re_mode"] = a.re_mode, aj["re_count"] = a.re_count;
+  if (!a.auto_augment.empty()) aj["auto_augment"] = a.auto_augment;
+  if (!a.color_jitter.empty()) aj["color_jitter"] = a.color_jitter;
   return j;
 }
 
@@ -359,6 +364,7 @@ DataConfig data_from_json(const json& j, const std::string& path) {
   f.get("val_size", c.val_size);
   f.get("val_seed", c.val_seed);
   f.get("skip_bad_images", c.skip_bad_images);
+  f.get("reduced_decode", c.reduced_decode);
   f.get("decode", c.decode);
   f.get("image_size", c.image_size);
   f.get("crop_pct", c.crop_pct);
@@ -415,6 +421,8 @@ TrainConfig train_from_json(const json& j, const std::string& path) {
     g.get("re_prob", c.augment.re_prob);
     g.get("re_mode", c.augment.re_mode);
     g.get("re_count", c.augment.re_count);
+    g.get("auto_augment", c.augment.auto_augment);
+    g.get("color_jitter", c.augment.color_jitter);
     g.finish();
   }
   f.finish();

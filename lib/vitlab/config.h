@@ -92,6 +92,11 @@ struct DataConfig {
   // Image folders on CUDA: "auto" decodes JPEGs on the GPU with nvJPEG where vitlab was built
   // with it (data/nvjpeg_loader.h), "cpu" always on the CPU cores (OpenCV).
   std::string decode = "auto";
+  // Image folders, training on the CPU decoder: a JPEG whose random crop is at least 2, 4 or 8
+  // times the model's size is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), so the
+  // crop is still shrunk but the decode costs less. The pixels then differ slightly from PIL's
+  // full decode (timm's); false decodes every image at full size. Evaluation always does.
+  bool reduced_decode = true;
   SyntheticConfig synthetic;
   void validate() const;
 };
@@ -115,6 +120,15 @@ struct AugmentConfig {
   double re_prob = 0.0;
   std::string re_mode = "const";
   int re_count = 1;
+  // After the crop and flip, before normalisation, as in timm's train transform (the ops are
+  // PIL's, to within one grey level; data/auto_augment.h): auto_augment is timm's RandAugment
+  // string ("rand-m9-mstd0.5-inc1": magnitude m, n ops per image, magnitude noise mstd, its
+  // bound mmax, inc1 the ops that grow with m, p each op's probability, w0 timm's op weights) or
+  // "trivial" (torchvision's TrivialAugmentWide); "" is off. color_jitter is torchvision's
+  // ColorJitter: one number for brightness, contrast and saturation, or the three (timm turns it
+  // off under auto_augment; vitlab applies both when both are set).
+  std::string auto_augment;
+  std::vector<double> color_jitter;
 };
 
 struct TrainConfig {

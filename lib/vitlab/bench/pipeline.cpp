@@ -3,7 +3,9 @@
 #include <sys/resource.h>
 
 #include <chrono>
+#include <functional>
 
+#include "vitlab/data/augment.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/device.h"
@@ -16,7 +18,9 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-json time_loader(const Dataset& d, const LoaderOptions& options, int64_t batch, int64_t batches, int64_t warmup) {
+// `then`, where given, runs on every batch inside the timing (the training step's augmentation).
+json time_loader(const Dataset& d, const LoaderOptions& options, int64_t batch, int64_t batches, int64_t warmup,
+                 const std::function<void(const Dataset&)>& then = {}) {
   const int64_t needed = (batches + warmup) * batch;
   if (d.size() < needed)
     fail("--pipeline-batches: ", batches + warmup, " batches of ", batch, " need ", needed, " images, the split has ",
@@ -30,6 +34,7 @@ json time_loader(const Dataset& d, const LoaderOptions& options, int64_t batch, 
       t0 = std::chrono::steady_clock::now();
     }
     Dataset b = loader->batch(s);
+    if (then) then(b);
     checksum += b.labels.sum().item<int64_t>();  // waits for the copy: the batch is on the device
   }
   synchronize(options.device);
@@ -58,6 +63,12 @@ json bench_pipeline(const RunConfig& cfg, const torch::Device& device, int64_t b
   json out{{"data", data}, {"listing_seconds", listing}, {"max_rss_bytes", static_cast<int64_t>(ru.ru_maxrss) * 1024}};
   out["train"] = time_loader(train, LoaderOptions{device, &cfg.train.augment, static_cast<uint64_t>(cfg.train.seed), 0},
                              b, batches, warmup);
+  // The same with the training step's batch augmentation (flip, auto_augment / color_jitter,
+  // normalisation, random erasing, mixup): what the model would be fed.
+  torch::manual_seed(cfg.train.seed);
+  out["train_augmented"] = time_loader(
+      train, LoaderOptions{device, &cfg.train.augment, static_cast<uint64_t>(cfg.train.seed), 0}, b, batches, warmup,
+      [&](const Dataset& d) { augment_batch(d.images, d.labels, cfg.model, cfg.train); });
   out["eval"] = time_loader(test, LoaderOptions{device}, b, std::max<int64_t>(1, std::min(batches, test.size() / b - warmup)),
                             warmup);
   return out;

@@ -9,8 +9,10 @@
 
 namespace vitlab {
 
-// {data, listing_seconds, max_rss_bytes, train: {images_per_s, batches, batch_size}, eval: {...}}:
-// `batches` timed batches after `warmup` untimed ones, for each loader.
+// {data, listing_seconds, max_rss_bytes, train: {images_per_s, batches, batch_size},
+// train_augmented: {...}, eval: {...}}: `batches` timed batches after `warmup` untimed ones, for
+// the training loader alone, the training loader followed by the step's batch augmentation
+// (data/augment.h: flip, auto_augment, normalisation, random erasing), and the evaluation loader.
 json bench_pipeline(const RunConfig& cfg, const torch::Device& device, int64_t batches, int64_t warmup);
 
 }  // namespace vitlab

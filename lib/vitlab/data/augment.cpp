@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "vitlab/data/async_copy.h"
+#include "vitlab/data/auto_augment.h"
 #include "vitlab/model/vit.h"
 
 namespace vitlab {
@@ -49,7 +51,7 @@ torch::Tensor random_erasing(const torch::Tensor& x, double prob, const std::str
         }
       }
   }
-  rect = rect.to(x.device());
+  rect = to_device_async(rect, x.device());
   auto ys = torch::arange(H, rect.options()).view({1, 1, H, 1}), xs = torch::arange(W, rect.options()).view({1, 1, 1, W});
   torch::Tensor out = x;
   for (int k = 0; k < count; ++k) {
@@ -82,6 +84,11 @@ Batch augment_batch(const torch::Tensor& images, const torch::Tensor& labels, co
   const auto& a = train.augment;
   auto x = random_crop(images, a.crop_padding);
   if (a.flip) x = random_flip(x);
+  const AugmentPolicy policy = augment_policy(a, model);
+  if (!policy.empty()) {  // per-image ops drawn from a generator seeded by the step's default one
+    std::mt19937_64 rng(static_cast<uint64_t>(torch::randint(1LL << 62, {1}, torch::kLong).item<int64_t>()));
+    x = auto_augment(x, policy, rng);
+  }
   Batch b{preprocess(x, model), smooth_targets(labels, model.num_classes, train.label_smoothing)};
   if (a.re_prob > 0) b.x = random_erasing(b.x, a.re_prob, a.re_mode, a.re_count);
   const bool mix_on = a.mixup_alpha > 0 || a.cutmix_alpha > 0;

@@ -1,6 +1,7 @@
 #pragma once
 // Training-time augmentation as whole-batch tensor ops on the batch's device: random crop
-// after zero padding, horizontal flip, mixup / cutmix, then normalisation and soft targets
+// after zero padding, horizontal flip, RandAugment / TrivialAugment / colour jitter
+// (data/auto_augment.h), mixup / cutmix, then normalisation and soft targets
 // (label smoothing folded in). Randomness comes from the default generators, which the
 // trainer seeds per step.
 #include <torch/torch.h>

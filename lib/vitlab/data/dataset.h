@@ -5,6 +5,7 @@
 // Both have int64 labels (N) in memory.
 #include <torch/torch.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,6 +25,7 @@ struct ImageFiles {
   bool skip_bad = false;  // data.skip_bad_images
   int workers = 0;        // decode threads (0: all cores)
   std::string decode = "auto";  // data.decode: "auto" (nvJPEG for a CUDA device where built) or "cpu"
+  bool reduced_decode = true;   // data.reduced_decode
 };
 
 struct Dataset {
@@ -72,10 +74,14 @@ bool cpu_decoder_available();
 // lines ignored); errors name the file and line.
 std::vector<std::string> read_class_map(const std::string& path);
 // Decodes one image file to 8-bit pixels, h x w x channels, BGR for 3 channels (OpenCV's order)
-// or L (PIL's luma) for 1. Returns false with `error` naming the file when it cannot be read,
-// is no image, or is a truncated JPEG.
+// or L (PIL's luma) for 1, ignoring EXIF orientation as PIL does. Returns false with `error`
+// naming the file when it cannot be read, is no image, or is a truncated JPEG. `reduce`, where
+// given, is asked with a JPEG's full (h, w) by which factor (1, 2, 4 or 8) to scale it down in
+// the decode; the image then comes at ceil(h / factor) x ceil(w / factor).
 bool decode_image_file(const std::string& path, int channels, std::vector<uint8_t>& pixels, int& h, int& w,
-                       std::string& error);
+                       std::string& error, const std::function<int(int, int)>& reduce = {});
+// A JPEG's (height, width) from its frame header, without decoding; false if none is found.
+bool jpeg_size(const unsigned char* data, size_t size, int& h, int& w);
 Splits make_synthetic(const SyntheticConfig& cfg);
 
 // Resizes uint8 images (B, C, H, W) to (B, C, size, size). crop_pct 0: the whole image

@@ -86,6 +86,7 @@ Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int chan
   spec.skip_bad = cfg.skip_bad_images;
   spec.workers = cfg.workers;
   spec.decode = cfg.decode;
+  spec.reduced_decode = cfg.reduced_decode;
   Splits s;
   s.name = "folder:" + dir;
   s.source = dir;
@@ -125,10 +126,40 @@ std::vector<std::string> read_class_map(const std::string& path) {
   return names;
 }
 
+bool jpeg_size(const unsigned char* u, size_t n, int& h, int& w) {
+  // Markers after SOI: each FF xx, then (except standalone markers) a 2-byte big-endian length
+  // that counts itself. The frame header (SOF0-15, not DHT C4, JPG C8, DAC CC) holds precision,
+  // height, width.
+  size_t i = 2;
+  while (i + 3 < n) {
+    if (u[i] != 0xFF) return false;
+    const unsigned char m = u[i + 1];
+    if (m == 0xFF) {  // fill byte
+      ++i;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD8)) {
+      i += 2;
+      continue;
+    }
+    const size_t len = static_cast<size_t>(u[i + 2]) << 8 | u[i + 3];
+    if (len < 2) return false;
+    if (m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) {
+      if (i + 8 >= n || len < 7) return false;
+      h = u[i + 5] << 8 | u[i + 6];
+      w = u[i + 7] << 8 | u[i + 8];
+      return h > 0 && w > 0;
+    }
+    if (m == 0xDA || m == 0xD9) return false;  // scan data before any frame header
+    i += 2 + len;
+  }
+  return false;
+}
+
 #ifdef VITLAB_HAVE_OPENCV
 
 bool decode_image_file(const std::string& path, int channels, std::vector<uint8_t>& pixels, int& h, int& w,
-                       std::string& error) {
+                       std::string& error, const std::function<int(int, int)>& reduce) {
   // The bytes first (one read), so that a JPEG cut short is seen: libjpeg pads it with grey
   // and only warns, where it must be an error like any unreadable file.
   std::string bytes;
@@ -139,6 +170,7 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
     return false;
   }
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  int flags = cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION;
   if (bytes.size() >= 2 && u[0] == 0xFF && u[1] == 0xD8) {  // JPEG: its end-of-image marker must be there
     bool eoi = false;
     for (size_t i = bytes.size() >= 1024 ? bytes.size() - 1024 : 0; i + 1 < bytes.size() && !eoi; ++i)
@@ -147,10 +179,17 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
       error = path + ": truncated JPEG (no end-of-image marker)";
       return false;
     }
+    int fh = 0, fw = 0;
+    if (reduce && jpeg_size(u, bytes.size(), fh, fw)) {
+      const int factor = reduce(fh, fw);
+      if (factor == 2) flags |= cv::IMREAD_REDUCED_COLOR_2;
+      else if (factor == 4) flags |= cv::IMREAD_REDUCED_COLOR_4;
+      else if (factor == 8) flags |= cv::IMREAD_REDUCED_COLOR_8;
+    }
   }
   cv::Mat img;
   try {
-    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data()), cv::IMREAD_COLOR);
+    img = cv::imdecode(cv::Mat(1, static_cast<int>(bytes.size()), CV_8UC1, bytes.data()), flags);
   } catch (const cv::Exception&) {
     img = cv::Mat();
   }
@@ -174,7 +213,8 @@ bool cpu_decoder_available() { return true; }
 
 #else
 
-bool decode_image_file(const std::string& path, int, std::vector<uint8_t>&, int&, int&, std::string& error) {
+bool decode_image_file(const std::string& path, int, std::vector<uint8_t>&, int&, int&, std::string& error,
+                       const std::function<int(int, int)>&) {
   error = path + ": this vitlab was built without OpenCV";
   return false;
 }

@@ -1,5 +1,6 @@
 #include "vitlab/data/loader.h"
 
+#include "vitlab/data/async_copy.h"
 #include "vitlab/data/nvjpeg_loader.h"
 #include "vitlab/data/stream.h"
 
@@ -27,6 +28,13 @@ class MemoryLoader : public Loader {
 };
 
 }  // namespace
+
+torch::Tensor device_labels(const std::vector<int64_t>& labels, const torch::Device& device) {
+  std::vector<int64_t> kept;
+  for (int64_t l : labels)
+    if (l >= 0) kept.push_back(l);
+  return to_device_async(torch::tensor(kept, torch::kLong), device);
+}
 
 Dataset to_device(const Dataset& d, const torch::Device& device) {
   if (d.size() == 0 || d.streamed()) return d;  // an absent split (data.val_size 0) stays absent

@@ -12,6 +12,10 @@ namespace vitlab {
 
 Dataset to_device(const Dataset& d, const torch::Device& device);  // streamed data stays as it is
 
+// A streamed batch's labels on `device`, without the rows marked -1 (evaluation images that could
+// not be decoded), copied asynchronously (data/async_copy.h).
+torch::Tensor device_labels(const std::vector<int64_t>& labels, const torch::Device& device);
+
 // What a streamed epoch needs besides the data: where batches go, and for training the
 // per-image augmentation with the (seed, epoch) that, with each image's index, seeds it.
 struct LoaderOptions {

@@ -165,13 +165,9 @@ class NvjpegLoader : public Loader {
     }
     cv_.notify_all();
     images.record_stream(c10::cuda::getCurrentCUDAStream(opt_.device.index()));
-    auto lab = torch::tensor(labels, torch::kLong);
-    if (std::find(bad.begin(), bad.end(), 1) != bad.end()) {  // evaluation: left out
-      auto keep = lab.ge(0).nonzero().view({-1});
-      images = images.index_select(0, keep.to(opt_.device));
-      lab = lab.index_select(0, keep);
-    }
-    return {images, lab.to(opt_.device)};
+    if (std::find(bad.begin(), bad.end(), 1) != bad.end())  // evaluation: left out
+      images = images.index_select(0, torch::tensor(labels, torch::kLong).ge(0).nonzero().view({-1}).to(opt_.device));
+    return {images, device_labels(labels, opt_.device)};
   }
 
  private:

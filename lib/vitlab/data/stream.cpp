@@ -1,6 +1,7 @@
 #include "vitlab/data/stream.h"
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "vitlab/data/transform.h"
@@ -57,16 +58,37 @@ int64_t StreamLoader::skipped() const {
 bool StreamLoader::decode_transformed(int64_t index, uint8_t* out, std::string& error) {
   const ImageFiles& f = *data_.files;
   thread_local std::vector<uint8_t> pixels, resized;
-  int h = 0, w = 0;
-  if (!decode_image_file(f.paths[index], f.channels, pixels, h, w, error)) return false;
   const int C = f.channels, S = f.size;
+  const AugmentConfig* a = opt_.augment;
+  const bool rrc = a && a->rrc;
+  std::mt19937_64 rng(mix_seed(mix_seed(opt_.seed, kSeedImage, opt_.epoch), 0, index));
+  // Training: the crop box comes from the full size; a JPEG whose box is at least 2, 4 or 8
+  // times the output decodes that much smaller (data.reduced_decode) and the box scales with it.
+  CropBox box;
+  int factor = 1;
+  bool drawn = false;
+  std::function<int(int, int)> reduce;
+  if (rrc && f.reduced_decode)
+    reduce = [&](int fh, int fw) {
+      box = random_resized_crop_box(fh, fw, a->scale, a->ratio, rng);
+      drawn = true;
+      for (int r : {8, 4, 2})
+        if (box.height >= r * S && box.width >= r * S) return factor = r;
+      return 1;
+    };
+  int h = 0, w = 0;
+  if (!decode_image_file(f.paths[index], f.channels, pixels, h, w, error, reduce)) return false;
   const Image8 img{pixels.data(), h, w, C, static_cast<int64_t>(w) * C};
   const uint8_t* src = pixels.data();  // S x S x C, rows `stride` bytes apart
   int64_t stride = img.stride;
-  const AugmentConfig* a = opt_.augment;
-  if (a && a->rrc) {
-    std::mt19937_64 rng(mix_seed(mix_seed(opt_.seed, kSeedImage, opt_.epoch), 0, index));
-    const CropBox box = random_resized_crop_box(h, w, a->scale, a->ratio, rng);
+  if (rrc) {
+    if (!drawn) box = random_resized_crop_box(h, w, a->scale, a->ratio, rng);
+    if (factor > 1) {  // the decoded image is ceil(full / factor) on each side
+      box.top = std::min(box.top / factor, h - 1);
+      box.left = std::min(box.left / factor, w - 1);
+      box.height = std::clamp(box.height / factor, 1, h - box.top);
+      box.width = std::clamp(box.width / factor, 1, w - box.left);
+    }
     pil_resize(crop_view(img, box), S, S, a->interpolation == "bicubic", resized);
     src = resized.data();
     stride = static_cast<int64_t>(S) * C;
@@ -169,15 +191,11 @@ Dataset StreamLoader::batch(int64_t step) {
     consumed_ = step + 1;
   }
   work_cv_.notify_all();
-  auto labels = torch::tensor(out.labels, torch::kLong);
   torch::Tensor images = out.images;
-  if (std::find(out.bad.begin(), out.bad.end(), 1) != out.bad.end()) {
-    auto keep = labels.ge(0).nonzero().view({-1});
-    images = images.index_select(0, keep);
-    labels = labels.index_select(0, keep);
-  }
+  if (std::find(out.bad.begin(), out.bad.end(), 1) != out.bad.end())
+    images = images.index_select(0, torch::tensor(out.labels, torch::kLong).ge(0).nonzero().view({-1}));
   // Pinned buffers copy asynchronously; the caching host allocator keeps each one until its copy is done.
-  return {images.to(opt_.device, /*non_blocking=*/true), labels.to(opt_.device)};
+  return {images.to(opt_.device, /*non_blocking=*/true), device_labels(out.labels, opt_.device)};
 }
 
 }  // namespace vitlab

@@ -1,6 +1,7 @@
 #pragma once
 // The streamed loader of image folders. Worker threads (data.workers) each take the next image
-// of the epoch, decode it (OpenCV), transform it (data/transform.h: timm's RandomResizedCrop in
+// of the epoch, decode it (OpenCV; a JPEG at 1/2-1/8 scale where its training crop allows,
+// data.reduced_decode), transform it (data/transform.h: timm's RandomResizedCrop in
 // training, the evaluation resize and centre crop otherwise) and write it into its batch's
 // buffer, a few batches ahead of the training step; buffers are pinned on CUDA and copied
 // asynchronously. Each image's randomness comes from (seed, epoch, index), so the batches do

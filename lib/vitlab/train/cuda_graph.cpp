@@ -26,6 +26,8 @@ std::string cuda_graph_unsupported(const RunConfig& cfg, const torch::Device& de
   const auto& a = cfg.train.augment;
   if (a.mixup_alpha > 0 || a.cutmix_alpha > 0) return "does not run with mixup or cutmix (they draw on the host)";
   if (a.re_prob > 0) return "does not run with random erasing (train.augment.re_prob: it draws on the host)";
+  if (!a.auto_augment.empty() || !a.color_jitter.empty())
+    return "does not run with train.augment.auto_augment or color_jitter (their ops are drawn on the host)";
   return "";
 #else
   (void)cfg; (void)device; (void)dp;

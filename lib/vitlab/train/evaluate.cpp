@@ -9,7 +9,7 @@
 
 namespace vitlab {
 
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, bool cuda_graph) {
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, bool cuda_graph, DataParallel* dp) {
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -25,8 +25,13 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
 
   synchronize(device);
   auto start = std::chrono::steady_clock::now();
-  auto loader = make_loader(data, torch::arange(data.size(), torch::kLong), batch_size, /*drop_last=*/false,
-                            LoaderOptions{device});
+  // This process's share: whole batches of the one-process evaluation, so that every image is
+  // in a batch of the same size, and gets the same logits, as there.
+  const int64_t n = data.size(), rank = dp ? dp->rank() : 0, world = dp ? dp->world() : 1;
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  auto share = torch::arange(std::min(n, batches * rank / world * batch_size),
+                             std::min(n, batches * (rank + 1) / world * batch_size), torch::kLong);
+  auto loader = make_loader(data, share, batch_size, /*drop_last=*/false, LoaderOptions{device});
   for (int64_t s = 0; s < loader->steps(); ++s) {
     auto b = loader->batch(s);
     count += b.size();
@@ -45,15 +50,20 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
     topk += hit.any(1).sum();
     confusion += torch::bincount(b.labels * classes + pred.select(1, 0), {}, classes * classes);
   }
+  auto counts = torch::tensor({count, loader->skipped()}, torch::kLong).to(device);
+  if (dp) {  // exact sums of counts; the loss's sum is a double
+    for (torch::Tensor* t : {&loss_sum, &top1, &topk, &confusion, &counts}) dp->sum(*t);
+  }
   synchronize(device);
   EvalResult r;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  r.images = count;
-  r.skipped = loader->skipped();
-  const double n = std::max<double>(1.0, static_cast<double>(r.images));
-  r.loss = loss_sum.item<double>() / n;
-  r.top1 = 100.0 * top1.item<int64_t>() / n;
-  r.top5 = 100.0 * topk.item<int64_t>() / n;
+  counts = counts.cpu();
+  r.images = counts[0].item<int64_t>();
+  r.skipped = counts[1].item<int64_t>();
+  const double total = std::max<double>(1.0, static_cast<double>(r.images));
+  r.loss = loss_sum.item<double>() / total;
+  r.top1 = 100.0 * top1.item<int64_t>() / total;
+  r.top5 = 100.0 * topk.item<int64_t>() / total;
   r.confusion = confusion.view({classes, classes}).cpu();
   r.images_per_s = r.images / std::max(r.seconds, 1e-9);
   if (was_training) model->train();

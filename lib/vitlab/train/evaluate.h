@@ -5,6 +5,7 @@
 #include "vitlab/config.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/model/vit.h"
+#include "vitlab/train/distributed.h"
 
 namespace vitlab {
 
@@ -20,7 +21,10 @@ struct EvalResult {
 // In-memory `data` must already be on the model's device; a streamed one is decoded on the way
 // (the evaluation transform). Runs in eval mode without gradients, under
 // bf16 autocast when `bf16`; with `cuda_graph`, its full batches replay a CUDA graph of the
-// forward pass (train/cuda_graph.h; only where cuda_graph_unsupported is empty).
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false, bool cuda_graph = false);
+// forward pass (train/cuda_graph.h; only where cuda_graph_unsupported is empty). With `dp`,
+// every process evaluates a contiguous share of whole batches and the sums are reduced: every
+// process gets the one-process result (the loss up to the order of its sum).
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false, bool cuda_graph = false,
+                    DataParallel* dp = nullptr);
 
 }  // namespace vitlab

@@ -134,7 +134,7 @@ json train(const TrainRequest& req) {
 
   // A fine-tuning run records where it starts: the initial weights on the test split.
   if (!req.init_from.empty() && !progress.contains("init_metrics")) {
-    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph);
+    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph, dp.get());
     progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + init.skipped;
     progress["init_metrics"] = {{"top1", init.top1}, {"top5", init.top5}, {"loss", init.loss}};
   }
@@ -189,12 +189,14 @@ json train(const TrainRequest& req) {
         bar.update(line);
       }
     }
-    progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + loader->skipped();
-    if (dp) {  // every process's share: the mean of the per-process means, all the hits
+    auto skipped = torch::tensor(loader->skipped(), torch::kLong).to(device);
+    if (dp) {  // every process's share: the mean of the per-process means, all the hits and skips
       dp->sum(loss_sum);
       loss_sum.div_(dp->world());
       dp->sum(correct);
+      dp->sum(skipped);
     }
+    progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + skipped.item<int64_t>();
     synchronize(device);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double train_loss = loss_sum.item<double>() / steps_per_epoch;
@@ -206,7 +208,7 @@ json train(const TrainRequest& req) {
              {"seconds", secs}};
     std::string val_text;
     if (val_d.size() > 0) {
-      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16, tc.cuda_graph);
+      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16, tc.cuda_graph, dp.get());
       progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + val.skipped;
       row["val_loss"] = val.loss;
       row["val_top1"] = val.top1;
@@ -232,7 +234,7 @@ json train(const TrainRequest& req) {
   }
 
   if (ema) ema->copy_to(eval_model);
-  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph);
+  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph, dp.get());
   const double train_seconds = progress["train_seconds"].get<double>();
   json acct = accounting_json(eval_model);
   json data_record = data.describe();
