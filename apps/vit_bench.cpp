@@ -1,9 +1,9 @@
 // vit_bench: training and inference throughput of model configs on synthetic data.
-#include <CLI/CLI.hpp>
 
 #include "vitlab/app.h"
 #include "vitlab/bench/bench.h"
 #include "vitlab/bench/pipeline.h"
+#include "vitlab/cli.h"
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
@@ -28,15 +28,16 @@ int main(int argc, char** argv) {
                  "'{\"name\":\"gqa\",\"kv_heads\":2}' (default: the config's)")
       ->take_all();
   app.add_option("--batch-size", o.batch_size, "Batch size (default: the config's train.batch_size)")
-      ->check(CLI::PositiveNumber);
-  app.add_option("--warmup", o.warmup_steps, "Untimed steps first")->check(CLI::NonNegativeNumber);
-  app.add_option("--windows", o.windows, "Timed windows; the median is reported")->check(CLI::PositiveNumber);
-  app.add_option("--window-steps", o.window_steps, "Steps per timed window")->check(CLI::PositiveNumber);
+      ->check(vitlab::cli::integer(1));
+  app.add_option("--warmup", o.warmup_steps, "Untimed steps first")->check(vitlab::cli::integer(0));
+  app.add_option("--windows", o.windows, "Timed windows; the median is reported")->check(vitlab::cli::integer(1));
+  app.add_option("--window-steps", o.window_steps, "Steps per timed window")->check(vitlab::cli::integer(1));
   app.add_option("--mode", mode, "train, infer or both")->check(CLI::IsMember({"train", "infer", "both"}));
   app.add_option("--peak-tflops", o.peak_tflops,
-                 "Device peak TFLOP/s for MFU (default: known GPUs' dense bf16 peak; 0: no MFU)");
+                 "Device peak TFLOP/s for MFU (default: known GPUs' dense bf16 peak; 0: no MFU)")
+      ->check(vitlab::cli::number(0));
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
   app.add_option("--json", out, "Also write all results to this JSON file");
   std::string data;
   int64_t pipeline_batches = 0;
@@ -44,8 +45,8 @@ int main(int argc, char** argv) {
   app.add_option("--pipeline", pipeline_batches,
                  "Measure the input pipeline alone instead of the model: N batches through the training loader "
                  "(with the config's augmentation) and the evaluation loader, delivered on the device")
-      ->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+      ->check(vitlab::cli::integer(1));
+  VITLAB_CLI_PARSE(app, "vit_bench", argc, argv);
 
   return vitlab::run_app("vit_bench", [&] {
     const int n_threads = vitlab::configure_threads(threads);

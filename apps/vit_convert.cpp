@@ -1,9 +1,9 @@
 // vit_convert: compress a trained MHA checkpoint into Tucker, GQA or MLA attention, or write it as a
 // timm checkpoint.
-#include <CLI/CLI.hpp>
 
 #include "vitlab/analysis/compress.h"
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
@@ -25,13 +25,14 @@ int main(int argc, char** argv) {
   app.add_option("--to", to, "tucker, gqa, mla or timm")->required()->check(CLI::IsMember({"tucker", "gqa", "mla", "timm"}));
   app.add_option("--ranks", ranks, "tucker: JSON ranks, e.g. '{\"q\":24,\"k\":24,\"v\":24,\"o\":24}' "
                                    "(head_qk, head_ov default to the heads; q, k, v, o to d)");
-  app.add_option("--kv-heads", kv_heads, "gqa: key/value heads (divides the heads)")->check(CLI::PositiveNumber);
-  app.add_option("--kv-rank", kv_rank, "mla: latent key/value rank")->check(CLI::PositiveNumber);
-  app.add_option("--energy", energy, "tucker, mla: smallest ranks holding this fraction of every layer's energy");
-  app.add_option("--hooi", hooi, "tucker: HOOI sweeps after the HOSVD")->check(CLI::NonNegativeNumber);
+  app.add_option("--kv-heads", kv_heads, "gqa: key/value heads (divides the heads)")->check(vitlab::cli::integer(1));
+  app.add_option("--kv-rank", kv_rank, "mla: latent key/value rank")->check(vitlab::cli::integer(1));
+  app.add_option("--energy", energy, "tucker, mla: smallest ranks holding this fraction of every layer's energy")
+      ->check(vitlab::cli::number(0, 1));
+  app.add_option("--hooi", hooi, "tucker: HOOI sweeps after the HOSVD")->check(vitlab::cli::integer(0));
   app.add_option("--out", out, "Checkpoint directory to write")->required();
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
+  VITLAB_CLI_PARSE(app, "vit_convert", argc, argv);
 
   return vitlab::run_app("vit_convert", [&] {
     vitlab::configure_threads(threads);

@@ -1,9 +1,9 @@
 // vit_eval: evaluate a checkpoint (vitlab's or timm's) on a dataset split.
-#include <CLI/CLI.hpp>
 
 #include <memory>
 
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/device.h"
@@ -36,20 +36,20 @@ int main(int argc, char** argv) {
                                            "the checkpoint's label_names)");
   app.add_option("--split", split, "test, val or train")->check(CLI::IsMember({"test", "val", "train"}));
   app.add_option("--image-size", image_size, "Evaluate at this image size (position embeddings resampled as timm "
-                                             "does; default: the model's)")->check(CLI::PositiveNumber);
+                                             "does; default: the model's)")->check(vitlab::cli::integer(1));
   app.add_option("--crop-pct", crop_pct, "Resize the shorter side to size / crop_pct, then centre-crop (default: "
                                          "timm's pretrained_cfg for timm checkpoints, else 0 = resize whole images)")
-      ->check(CLI::Range(0.0, 1.0));
+      ->check(vitlab::cli::number(0, 1));
   app.add_option("--interpolation", interpolation, "bilinear or bicubic (default: timm's pretrained_cfg, else "
                                                    "bilinear)")->check(CLI::IsMember({"bilinear", "bicubic"}));
   app.add_option("--out", out, "Write the JSON here (default: print it)");
-  app.add_option("--batch-size", batch, "Evaluation batch size")->check(CLI::PositiveNumber);
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
+  app.add_option("--batch-size", batch, "Evaluation batch size")->check(vitlab::cli::integer(1));
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
   app.add_option("--precision", precision, "auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   app.add_flag("--cuda-graph", cuda_graph, "Replay the forward pass as a CUDA graph (CUDA, LibTorch >= 2.4)");
-  CLI11_PARSE(app, argc, argv);
+  VITLAB_CLI_PARSE(app, "vit_eval", argc, argv);
 
   return vitlab::run_app("vit_eval", [&] {
     const int n_threads = vitlab::configure_threads(threads);

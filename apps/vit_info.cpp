@@ -1,9 +1,9 @@
 // vit_info: parameter breakdown and forward FLOPs of a model config, without training.
-#include <CLI/CLI.hpp>
 
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/analysis/match.h"
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/error.h"
 
 namespace {
@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
   app.add_option("--match-params", match,
                  "Choose the size of model.attention so that its parameters per layer land nearest N "
                  "(gqa: kv_heads; mla: kv_rank; tucker: ranks q=k=v=o; tpa: q_rank=k_rank=v_rank; btt: rank)")
-      ->check(CLI::PositiveNumber);
-  CLI11_PARSE(app, argc, argv);
+      ->check(vitlab::cli::integer(1));
+  VITLAB_CLI_PARSE(app, "vit_info", argc, argv);
 
   return vitlab::run_app("vit_info", [&] {
     vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);

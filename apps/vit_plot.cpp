@@ -1,8 +1,8 @@
 // vit_plot: accuracy versus parameters (or FLOPs, KV cache, img/s) of result files, one series
 // per group, seeds merged, the Pareto front marked; drawn with gnuplot.
-#include <CLI/CLI.hpp>
 
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/results/plot.h"
 
 int main(int argc, char** argv) {
@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
   app.add_option("--out", opt.out, "The picture: FILE.png or FILE.svg")->required();
   app.add_option("--title", opt.title, "Title above the plot");
   app.add_flag("--linear-x", linear, "Linear x axis instead of log");
-  CLI11_PARSE(app, argc, argv);
+  VITLAB_CLI_PARSE(app, "vit_plot", argc, argv);
 
   return vitlab::run_app("vit_plot", [&] {
     opt.log_x = !linear;

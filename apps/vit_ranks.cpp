@@ -1,8 +1,8 @@
 // vit_ranks: the ranks each attention layer of an MHA checkpoint actually uses.
-#include <CLI/CLI.hpp>
 
 #include "vitlab/analysis/ranks.h"
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/device.h"
 #include "vitlab/io/files.h"
 #include "vitlab/results/run_record.h"
@@ -18,8 +18,8 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint", checkpoint, "vitlab checkpoint directory (or its model.safetensors)")->required();
   app.add_option("--out", out, "Write the JSON here")->required();
   app.add_option("--plot", plot, "Also draw effective and 99%-energy ranks against depth (FILE.png or FILE.svg)");
-  app.add_option("--threads", threads, "CPU threads (0 = all cores)");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
+  VITLAB_CLI_PARSE(app, "vit_ranks", argc, argv);
 
   return vitlab::run_app("vit_ranks", [&] {
     vitlab::configure_threads(threads);

@@ -1,11 +1,11 @@
 // vit_sweep: expand a sweep spec into runs and train them as child processes of vit_train,
 // resumably; or merge the summaries of sweep directories.
-#include <CLI/CLI.hpp>
 
 #include <map>
 
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
@@ -76,15 +76,16 @@ int main(int argc, char** argv) {
   app.add_option("spec", spec_path, "Sweep spec JSON: {base, set, axes} (see README)")->check(CLI::ExistingFile);
   app.add_option("--out", out, "Sweep directory (with --summarize: where the merged summary goes)");
   app.add_flag("--dry-run", dry_run, "List every run with its parameter counts and state; train nothing");
-  app.add_option("--jobs", jobs, "Runs at a time (default 1, or one per --devices entry)")->check(CLI::PositiveNumber);
+  app.add_option("--jobs", jobs, "Runs at a time (default 1, or one per --devices entry)")
+      ->check(vitlab::cli::integer(1));
   app.add_option("--devices", devices, "Comma-separated devices the runs are pinned to, e.g. 0,1 or cuda:0,cuda:1 or cpu");
   app.add_option("--threads", threads, "CPU threads per run (default: the cores divided by --jobs)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(vitlab::cli::integer(0));
   app.add_option("--shard", shard_text, "Run only runs i, i+n, i+2n, ... (i/n; Slurm arrays, GNU parallel)");
   app.add_flag("--retry-failed", retry_failed, "Run failed runs again (by default they stay failed)");
   app.add_option("--summarize", summarize, "Merge the summaries of these sweep directories (shards) and print it")
       ->take_all();
-  CLI11_PARSE(app, argc, argv);
+  VITLAB_CLI_PARSE(app, "vit_sweep", argc, argv);
 
   return vitlab::run_app("vit_sweep", [&] {
     if (!summarize.empty()) {

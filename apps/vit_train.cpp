@@ -1,7 +1,7 @@
 // vit_train: train one ViT and write its checkpoint and results JSON.
-#include <CLI/CLI.hpp>
 
 #include "vitlab/app.h"
+#include "vitlab/cli.h"
 #include "vitlab/error.h"
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/distributed.h"
@@ -27,9 +27,10 @@ int main(int argc, char** argv) {
                  "the model is the checkpoint's, changed by any --set model.* (model.image_size resamples the "
                  "position embeddings as timm does, model.num_classes starts a new classifier, model.in_chans=1 "
                  "sums an RGB patch kernel; the other weights must fit the result)");
-  app.add_option("--threads", threads, "CPU threads (default: train.threads, 0 = all cores)");
+  app.add_option("--threads", threads, "CPU threads (default: train.threads, 0 = all cores)")
+      ->check(vitlab::cli::integer(0));
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N (default: train.device)");
-  CLI11_PARSE(app, argc, argv);
+  VITLAB_CLI_PARSE(app, "vit_train", argc, argv);
 
   return vitlab::run_app("vit_train", [&] {
     if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");

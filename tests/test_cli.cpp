@@ -1,6 +1,8 @@
 // The apps as a user runs them: --help, one-line errors for bad input, and kill -9 + --resume.
 #include <gtest/gtest.h>
 
+#include <sstream>
+
 #include "test_util.h"
 #include "vitlab/config.h"
 #include "vitlab/io/files.h"
@@ -46,6 +48,53 @@ TEST(Cli, HelpExitsZero) {
     EXPECT_EQ(o.status, 0) << app;
     EXPECT_NE(o.text.find("--"), std::string::npos);
   }
+}
+
+// Every numeric flag of every app, found in its --help: 0, -1 and a value past any range are each
+// accepted or refused in one line of vitlab's own words naming the flag (never CLI11's range
+// message with the largest double in full); -1 and the huge value are refused. A trailing
+// unknown flag makes an accepted value end in a one-line usage error, so no command does real
+// work. An app's commands run at once (OMP_WAIT_POLICY set: no re-execution, see app.h).
+TEST(Cli, EveryNumericFlagIsCheckedInOneLine) {
+  const std::vector<std::string> apps{VIT_TRAIN, VIT_EVAL,  VIT_INFO,  VIT_SWEEP,
+                                      VIT_PLOT,  VIT_BENCH, VIT_RANKS, VIT_CONVERT};
+  const std::vector<std::string> values{"0", "-1", "1e400"};
+  TempDir dir;
+  int flags = 0;
+  for (const auto& path : apps) {
+    const std::string app = path.substr(path.rfind('/') + 1);
+    const Output help = run(path + " --help");
+    ASSERT_EQ(help.status, 0) << help.text;
+    std::vector<std::string> numeric;
+    std::istringstream lines(help.text);
+    for (std::string line; std::getline(lines, line);) {
+      std::istringstream words(line);
+      std::string flag, type;
+      words >> flag >> type;
+      if (flag.rfind("--", 0) == 0 && (type.rfind("INT", 0) == 0 || type.rfind("FLOAT", 0) == 0)) numeric.push_back(flag);
+    }
+    flags += static_cast<int>(numeric.size());
+    std::string script;
+    for (size_t f = 0; f < numeric.size(); ++f)
+      for (size_t v = 0; v < values.size(); ++v) {
+        const std::string out = dir / (app + std::to_string(f) + "_" + std::to_string(v));
+        script += "(OMP_WAIT_POLICY=PASSIVE " + path + " " + numeric[f] + " " + values[v] + " --no-such-flag > " + out +
+                  " 2>&1; echo $? > " + out + ".rc) & ";
+      }
+    run(script + "wait");
+    for (size_t f = 0; f < numeric.size(); ++f)
+      for (size_t v = 0; v < values.size(); ++v) {
+        const std::string out = dir / (app + std::to_string(f) + "_" + std::to_string(v));
+        Output o{std::stoi(vitlab::read_text(out + ".rc")), vitlab::read_text(out)};
+        const std::string what = app + " " + numeric[f] + " " + values[v] + ": ";
+        expect_one_line_error(o, app, "");
+        EXPECT_EQ(o.status, 2) << what << o.text;
+        EXPECT_LT(o.text.size(), 200u) << what << o.text;
+        const bool refused = o.text.rfind(app + ": error: " + numeric[f] + ": must be ", 0) == 0;
+        if (values[v] != "0") EXPECT_TRUE(refused) << what << o.text;
+      }
+  }
+  EXPECT_GE(flags, 19) << "the --help pages list fewer numeric flags than the apps have";
 }
 
 TEST(Cli, InfoPrintsTheBreakdown) {

@@ -6,8 +6,8 @@
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
 #include "vitlab/device.h"
-#include "vitlab/model/add_norm.h"
-#include "vitlab/model/linear.h"
+#include "vitlab/layers/add_norm.h"
+#include "vitlab/layers/linear.h"
 #include "vitlab/model/vit.h"
 
 using namespace vitlab;
@@ -320,7 +320,7 @@ TEST(AddNorm, FusedBackwardRepeatsBitForBit) {
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(torch::equal(grads[0][i], grads[1][i])) << names[i];
 }
 
-// The bf16 training path of Linear (model/linear.cpp: the bias gradient from kernels/bias_grad.cu,
+// The bf16 training path of Linear (layers/linear.cpp: the bias gradient from kernels/bias_grad.cu,
 // inside the GELU backward for the MLP's first layer) against LibTorch's autograd: the same
 // output, and gradients to one bf16 rounding step. Widths that are not a multiple of 8 take
 // LibTorch's path.

@@ -13,7 +13,7 @@
 #include "vitlab/attention/sdpa.h"
 #include "vitlab/attention/tpa.h"
 #include "vitlab/compat.h"
-#include "vitlab/model/linear.h"
+#include "vitlab/layers/linear.h"
 
 using namespace vitlab;
 

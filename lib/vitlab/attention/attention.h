@@ -7,7 +7,7 @@
 
 #include "vitlab/attention/rope.h"
 #include "vitlab/config.h"
-#include "vitlab/model/linear.h"
+#include "vitlab/layers/linear.h"
 
 namespace vitlab {
 
@@ -53,7 +53,7 @@ class AttentionImpl : public torch::nn::Module {
   virtual json describe() const = 0;
   // Whether project() reads x only through matrix products (Linear layers, matmul), which under
   // bf16 autocast cast it to bf16 first: the LayerNorm before this layer may then hand x over in
-  // bf16 (model/add_norm.h).
+  // bf16 (layers/add_norm.h).
   virtual bool reads_input_through_linear() const { return false; }
 };
 

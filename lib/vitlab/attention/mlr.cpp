@@ -9,7 +9,7 @@
 
 #ifdef VITLAB_WITH_KERNELS
 #include "vitlab/kernels/mlr_onehot.h"
-#include "vitlab/model/kernel_launch.h"
+#include "vitlab/layers/kernel_launch.h"
 #endif
 
 namespace vitlab {

@@ -10,7 +10,7 @@
 
 #ifdef VITLAB_WITH_KERNELS
 #include "vitlab/kernels/tpa_product.h"
-#include "vitlab/model/kernel_launch.h"
+#include "vitlab/layers/kernel_launch.h"
 #endif
 
 namespace vitlab {

@@ -60,7 +60,7 @@ torch::Tensor TuckerImpl::combine(const torch::Tensor& o) {
   auto Nm = torch::einsum("hc,cvo->hvo", {S_ov, G_ov});  // (h, r_v, r_o): N_i
   auto z = torch::einsum("bhnv,hvo->bno", {o, Nm});      // (B, h, N, r_v) -> (B, N, r_o)
   // z U_o^T + bias (B, N, d): the bias in the product's epilogue, its gradient from the
-  // column-sum kernel when training in bf16 on CUDA (model/linear.h).
+  // column-sum kernel when training in bf16 on CUDA (layers/linear.h).
   return vitlab::linear(z, U_o, bias, /*gelu=*/false);
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The residual add fused with the LayerNorm that follows it, s = x + y, out = LN(s), forward and
-// backward, as CUDA kernels on raw pointers (model/add_norm.h wraps them in autograd). Eager
+// backward, as CUDA kernels on raw pointers (layers/add_norm.h wraps them in autograd). Eager
 // LibTorch runs the add, the norm and the cast of its output to bf16 as three kernels that each
 // read and write the whole activation (24 bytes per element with an fp32 residual stream and a
 // bf16 branch); fused it is 12 (BENCHMARKS.md: these memory-bound kernels are most of a

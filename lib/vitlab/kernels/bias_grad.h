@@ -1,6 +1,6 @@
 #pragma once
 // The bias gradient of a Linear, db = sum over rows of dY, as CUDA kernels on raw pointers
-// (model/linear.cpp wraps them in autograd); for the MLP's first Linear fused with the GELU
+// (layers/linear.cpp wraps them in autograd); for the MLP's first Linear fused with the GELU
 // backward in front of it. Eager LibTorch sums dY with its generic reduction, which reads the
 // bf16 gradients of vit_small's four Linears per block at about 1.3 TB/s (3.3 ms of a 31 ms
 // training step on the H100, BENCHMARKS.md); these read them at nearer the full bandwidth, and
@@ -12,7 +12,7 @@
 namespace vitlab::kernels {
 
 // The widths the kernels take: N a multiple of 8 up to 6144 (each thread sums 8 adjacent columns,
-// a block covers at least one whole row); model/linear.cpp leaves others to LibTorch.
+// a block covers at least one whole row); layers/linear.cpp leaves others to LibTorch.
 bool bias_grad_supports(int64_t N);
 
 // How many partial rows (of N float32 sums each) the kernels below need as scratch.

@@ -6,7 +6,7 @@
 
 #include "vitlab/attention/registry.h"
 #include "vitlab/compat.h"
-#include "vitlab/model/add_norm.h"
+#include "vitlab/layers/add_norm.h"
 
 namespace vitlab {
 namespace F = torch::nn::functional;
@@ -166,7 +166,7 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
 }
 
 torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
-  LentBf16Weights bf16_weights(*this, x);  // every Linear's bf16 weights in one cast (model/linear.h)
+  LentBf16Weights bf16_weights(*this, x);  // every Linear's bf16 weights in one cast (layers/linear.h)
   auto t = forward_features(x);                                               // (B, N_tokens, d)
   const int64_t prefix = cfg.has_class_token() ? 1 : 0;  // "mean" averages the patch tokens only
   auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.narrow(1, prefix, t.size(1) - prefix).mean(1);  // (B, d)

@@ -41,7 +41,7 @@ class BlockImpl : public torch::nn::Module {
   BlockImpl(const ModelConfig& c, double drop_path);
   // x -> x + attn(norm1 x) -> h + mlp(norm2 h). Given x and norm1(x), returns the block's output
   // and, with `next_norm`, that norm of it: each residual add is then computed together with the
-  // LayerNorm that reads it (model/add_norm.h), across the block boundary too.
+  // LayerNorm that reads it (layers/add_norm.h), across the block boundary too.
   // `next_feeds_linear`: the next block's attention reads its input only through Linear layers.
   std::pair<torch::Tensor, torch::Tensor> forward(const torch::Tensor& x, const torch::Tensor& x_norm1,
                                                   const Rope2d* rope, const torch::nn::LayerNorm* next_norm,

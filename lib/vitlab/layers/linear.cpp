@@ -1,4 +1,4 @@
-#include "vitlab/model/linear.h"
+#include "vitlab/layers/linear.h"
 
 #include "vitlab/compat.h"
 
@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "vitlab/kernels/bias_grad.h"
-#include "vitlab/model/kernel_launch.h"
+#include "vitlab/layers/kernel_launch.h"
 #endif
 
 namespace vitlab {

@@ -1,10 +1,10 @@
-#include "vitlab/model/add_norm.h"
+#include "vitlab/layers/add_norm.h"
 
 #include "vitlab/compat.h"
 
 #ifdef VITLAB_WITH_KERNELS
 #include "vitlab/kernels/add_layer_norm.h"
-#include "vitlab/model/kernel_launch.h"
+#include "vitlab/layers/kernel_launch.h"
 #endif
 
 namespace vitlab {

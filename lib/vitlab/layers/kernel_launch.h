@@ -1,5 +1,5 @@
 #pragma once
-// What the autograd wrappers of lib/vitlab/kernels/ (model/add_norm.cpp, model/linear.cpp) pass
+// What the autograd wrappers of lib/vitlab/kernels/ (layers/add_norm.cpp, layers/linear.cpp) pass
 // to every launch: the device's SM count, which sizes their grids, and LibTorch's current stream,
 // so the kernels order with LibTorch's own work and are captured into CUDA graphs with it.
 // Included only where the kernels were built (VITLAB_WITH_KERNELS).
