@@ -296,11 +296,11 @@ TEST(Folder, BadImagesAreNamedOrSkipped) {
   EXPECT_EQ(train->skipped(), 2);
 }
 
-// As a user runs it: a class-sorted folder trained with RandomResizedCrop and a stratified
-// hold-out; kill -9 and --resume end bit for bit where the whole run ends; the checkpoint
-// carries the class names, and vit_eval matches an evaluation folder's classes by name (a
-// subset is fine, an unknown class is a one-line error); --class-map gives names to a
-// checkpoint without them.
+// As a user runs it: a class-sorted folder trained with RandomResizedCrop, RandAugment, colour
+// jitter and random erasing and a stratified hold-out; kill -9 and --resume end bit for bit
+// where the whole run ends; the checkpoint carries the class names, and vit_eval matches an
+// evaluation folder's classes by name (a subset is fine, an unknown class is a one-line error);
+// --class-map gives names to a checkpoint without them.
 TEST(Folder, TrainResumeAndEvaluateByClassName) {
   using vitlab::test::run;
   const std::string train = VIT_TRAIN, eval = VIT_EVAL;
@@ -311,7 +311,8 @@ TEST(Folder, TrainResumeAndEvaluateByClassName) {
                             {"depth", 1}, {"heads", 2}}},
                  {"data", {{"spec", "folder:" + dir / "data"}, {"val_size", 0.2}, {"workers", 2}}},
                  {"train", {{"epochs", 4}, {"batch_size", 8}, {"threads", 1},
-                            {"augment", {{"rrc", true}, {"flip", true}, {"re_prob", 0.5}, {"re_mode", "pixel"}}}}}};
+                            {"augment", {{"rrc", true}, {"flip", true}, {"re_prob", 0.5}, {"re_mode", "pixel"},
+                                         {"auto_augment", "rand-m9-mstd0.5-inc1"}, {"color_jitter", 0.4}}}}}};
   write_file(dir / "c.json", cfg.dump());
   const std::string args = " --config " + dir / "c.json" + " --out ";
   auto full = run(train + args + dir / "full");
