@@ -11,6 +11,7 @@
 #include "vitlab/data/transform.h"
 #include "vitlab/config.h"
 #include "vitlab/io/files.h"
+#include "vitlab/train/distributed.h"
 
 using namespace vitlab;
 using vitlab::test::error_of;
@@ -385,3 +386,21 @@ TEST(Folder, PipelineBenchTimesEveryLoader) {
   }
   EXPECT_NE(out.text.find("train_augmented"), std::string::npos) << out.text;
 }
+
+// Data parallel from a streamed folder: each of two processes decodes only its half of every
+// batch, its crops drawn from (seed, epoch, index) as one process draws them; with per-image
+// augmentation only, the run equals one process on the whole batch up to summation order.
+TEST(Folder, TwoProcessesEachDecodeTheirSlice) {
+  if (!has_gloo() && !std::getenv("CI")) GTEST_SKIP() << "this build has no Gloo headers (Debian: libgloo-dev)";
+  TempDir dir;
+  write_folder(dir / "data/train", {"a", "b", "c"}, 16, 16, /*colour=*/true);
+  write_folder(dir / "data/val", {"a", "b", "c"}, 4, 16, true);
+  const json cfg{{"model", {{"image_size", 16}, {"patch_size", 4}, {"in_chans", 3}, {"num_classes", 3}, {"dim", 32},
+                            {"depth", 1}, {"heads", 2}}},
+                 {"data", {{"spec", "folder:" + dir / "data"}, {"val_size", 0.25}, {"workers", 2}}},
+                 {"train", {{"epochs", 2}, {"batch_size", 8}, {"lr", 3e-3}, {"threads", 1}, {"eps", 0.01},
+                            {"grad_clip", 0.0}, {"precision", "fp32"}, {"device", "cpu"},
+                            {"augment", {{"rrc", true}, {"crop_padding", 0}}}}}};
+  vitlab::test::expect_two_processes_match_one(cfg.dump(), "gloo");
+}
+

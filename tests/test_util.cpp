@@ -1,18 +1,23 @@
 #include "test_util.h"
 
-#include "vitlab/error.h"
-#include "vitlab/io/files.h"
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <chrono>
-#include <thread>
 #include <cstdio>
 #include <fstream>
+#include <thread>
+
+#include "vitlab/config.h"
+#include "vitlab/error.h"
+#include "vitlab/io/files.h"
+#include "vitlab/io/safetensors.h"
 
 namespace vitlab::test {
 
@@ -63,6 +68,54 @@ std::string error_of(const std::function<void()>& f) {
     return e.what();
   }
   return "";
+}
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+void expect_two_processes_match_one(const std::string& config, const std::string& backend) {
+  TempDir dir;
+  write_file(dir / "c.json", config);
+  const std::string train = std::string(VIT_TRAIN) + " --config " + dir / "c.json" + " --out ";
+  Output one = run(train + dir / "one");
+  ASSERT_EQ(one.status, 0) << one.text;
+  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port());
+  Output two = run("RANK=1 " + env + " " + train + dir / "two > " + dir / "rank1.log 2>&1 & RANK=0 " + env + " " +
+                   train + dir / "two; status=$?; wait $! || status=1; exit $status");
+  ASSERT_EQ(two.status, 0) << two.text << read_text(dir / "rank1.log");
+
+  const json a = read_json_file(dir / "one/result.json"), b = read_json_file(dir / "two/result.json");
+  EXPECT_EQ(b["distributed"]["world_size"], 2);
+  EXPECT_EQ(b["distributed"]["backend"], backend);
+  const size_t last = a["history"].size() - 1;
+  EXPECT_NEAR(a["history"][last]["train_loss"].get<double>(), b["history"][last]["train_loss"].get<double>(), 1e-5);
+  auto wa = load_safetensors(dir / "one/checkpoint/model.safetensors");
+  auto wb = load_safetensors(dir / "two/checkpoint/model.safetensors");
+  ASSERT_EQ(wa.size(), wb.size());
+  for (size_t i = 0; i < wa.size(); ++i) {
+    auto [name, t] = wa[i];
+    auto u = wb[i].second;
+    ASSERT_EQ(wb[i].first, name);
+    if (name.find("attn.qkv.bias") != std::string::npos) {
+      // The key bias adds the same amount to every score of a query, which softmax ignores: its
+      // gradient is zero up to rounding, and Adam scales that rounding noise up to full steps.
+      // It differs between any two summation orders; compare the query and value biases.
+      const int64_t d = t.size(0) / 3;
+      t = torch::cat({t.narrow(0, 0, d), t.narrow(0, 2 * d, d)});
+      u = torch::cat({u.narrow(0, 0, d), u.narrow(0, 2 * d, d)});
+    }
+    const double scale = t.abs().max().item<double>() + 1e-12;
+    EXPECT_LT((t - u).abs().max().item<double>() / scale, 1e-4) << name;  // summation order only
+  }
 }
 
 }  // namespace vitlab::test

@@ -29,4 +29,12 @@ bool kill_train_when(const std::vector<std::string>& args, const std::string& pa
 // The message of the vitlab::Error that `f` throws, or "" when it throws none.
 std::string error_of(const std::function<void()>& f);
 
+// A free TCP port on the loopback interface (MASTER_PORT for several processes).
+int free_port();
+
+// Trains the run of `config` (JSON) with vit_train twice, in one process and in two (RANK 0 and
+// 1, torchrun's variables, `backend` expected in the result), and expects the same training loss
+// and weights up to summation order.
+void expect_two_processes_match_one(const std::string& config, const std::string& backend);
+
 }  // namespace vitlab::test

@@ -13,6 +13,6 @@ inline uint64_t mix_seed(uint64_t seed, uint64_t stream, uint64_t index) {
 }
 
 // The streams of a training run.
-enum SeedStream : uint64_t { kSeedInit = 1, kSeedShuffle = 2, kSeedStep = 3, kSeedImage = 4 };
+enum SeedStream : uint64_t { kSeedInit = 1, kSeedShuffle = 2, kSeedStep = 3, kSeedImage = 4, kSeedRank = 5 };
 
 }  // namespace vitlab

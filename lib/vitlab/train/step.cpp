@@ -3,9 +3,19 @@
 #include "vitlab/compat.h"
 #include "vitlab/data/augment.h"
 #include "vitlab/device.h"
+#include "vitlab/seed.h"
 #include "vitlab/train/optim.h"
 
 namespace vitlab {
+
+// Under data parallel every process is seeded alike for the step (so that all augment the same
+// global batch); what each draws for its own rows alone (dropout and drop-path masks, and the
+// augmentation of a slice it decoded itself) must differ between processes: one number from the
+// step's generator, mixed with the rank, seeds the rest.
+static void seed_for_rank(const DataParallel& dp) {
+  const auto base = torch::randint(1LL << 62, {1}, torch::kLong).item<int64_t>();
+  torch::manual_seed(mix_seed(static_cast<uint64_t>(base), kSeedRank, static_cast<uint64_t>(dp.rank())));
+}
 
 torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
   return -(targets * torch::log_softmax(logits.to(torch::kFloat), 1)).sum(1).mean();
@@ -13,7 +23,9 @@ torch::Tensor soft_cross_entropy(const torch::Tensor& logits, const torch::Tenso
 
 StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
                       const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp, bool local) {
+  if (dp && local) seed_for_rank(*dp);
   Batch in = augment_batch(images, labels, cfg.model, cfg.train);
+  if (dp && !local) seed_for_rank(*dp);
   torch::Tensor rows = labels;
   if (dp && !local) {  // this process's slice of the augmented global batch
     const int64_t n = images.size(0) / dp->world(), first = dp->rank() * n;

@@ -21,7 +21,9 @@ struct StepOutput {
 // With `dp`, the global batch is augmented here (the same on every process), each process
 // trains on its slice of B / world rows and the gradients are averaged before clipping; with
 // `local` the images are this process's slice already (a streamed folder: each process
-// decodes only its own images) and are augmented as they are.
+// decodes only its own images) and are augmented as they are, with draws of this process's own
+// (as each of timm's DDP processes augments its own batch). Dropout and drop-path masks are
+// drawn per process either way.
 StepOutput train_step(ViT& model, torch::optim::Optimizer& optimizer, Ema* ema, const torch::Tensor& images,
                       const torch::Tensor& labels, const RunConfig& cfg, DataParallel* dp = nullptr,
                       bool local = false);
