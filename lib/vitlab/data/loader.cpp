@@ -29,6 +29,16 @@ class MemoryLoader : public Loader {
 
 }  // namespace
 
+EpochPlan::EpochPlan(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last) : batch_(batch) {
+  auto o = order.to(torch::kCPU, torch::kLong).contiguous();
+  order_.assign(o.data_ptr<int64_t>(), o.data_ptr<int64_t>() + o.numel());
+  auto l = data.labels.to(torch::kCPU, torch::kLong).contiguous();
+  labels_.assign(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
+  const int64_t n = static_cast<int64_t>(order_.size());
+  steps_ = drop_last ? n / batch : (n + batch - 1) / batch;
+  total_ = std::min(n, steps_ * batch);
+}
+
 torch::Tensor device_labels(const std::vector<int64_t>& labels, const torch::Device& device) {
   std::vector<int64_t> kept;
   for (int64_t l : labels)

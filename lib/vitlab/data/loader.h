@@ -4,7 +4,9 @@
 // images (b, C, H, W) and int64 labels (b) on the training device.
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <memory>
+#include <vector>
 
 #include "vitlab/data/dataset.h"
 
@@ -23,6 +25,18 @@ struct LoaderOptions {
   const AugmentConfig* augment = nullptr;  // training; null: the evaluation transform
   uint64_t seed = 0;
   int64_t epoch = 0;
+};
+
+// The bookkeeping of a streamed epoch, shared by the loaders that decode files: the order of the
+// images, every image's label (on the host), and the steps it makes in batches of `batch_` (the
+// last partial batch dropped with drop_last), `total_` images in all.
+class EpochPlan {
+ protected:
+  EpochPlan(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last);
+  int64_t rows(int64_t b) const { return std::min(batch_, total_ - b * batch_); }  // images in batch b
+
+  std::vector<int64_t> order_, labels_;
+  int64_t batch_, steps_, total_;
 };
 
 class Loader {

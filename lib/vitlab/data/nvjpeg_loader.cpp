@@ -99,18 +99,11 @@ void return_decoders(std::unique_ptr<Decoders> d) {
   pool.push_back(std::move(d));
 }
 
-class NvjpegLoader : public Loader {
+class NvjpegLoader : public Loader, private EpochPlan {
  public:
   NvjpegLoader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
                const LoaderOptions& options)
-      : data_(data), batch_(batch), opt_(options) {
-    auto o = order.to(torch::kCPU, torch::kLong).contiguous();
-    order_.assign(o.data_ptr<int64_t>(), o.data_ptr<int64_t>() + o.numel());
-    auto l = data.labels.to(torch::kCPU, torch::kLong).contiguous();
-    labels_.assign(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
-    const int64_t n = static_cast<int64_t>(order_.size());
-    steps_ = drop_last ? n / batch : (n + batch - 1) / batch;
-    total_ = std::min(n, steps_ * batch);
+      : EpochPlan(data, order, batch, drop_last), data_(data), opt_(options) {
     depth_ = 3;
     slots_.resize(depth_);
     for (int64_t b = 0; b < std::min<int64_t>(depth_, steps_); ++b) reset_slot(b);
@@ -181,8 +174,6 @@ class NvjpegLoader : public Loader {
     torch::Tensor images;
     cudaEvent_t event = nullptr;
   };
-
-  int64_t rows(int64_t b) const { return std::min(batch_, total_ - b * batch_); }
 
   void reset_slot(int64_t b) {  // under mu_ (or before the threads start)
     Slot& s = slots_[b % depth_];
@@ -363,8 +354,6 @@ class NvjpegLoader : public Loader {
   }
 
   const Dataset data_;
-  std::vector<int64_t> order_, labels_;
-  int64_t batch_, steps_, total_;
   LoaderOptions opt_;
   int depth_;
   std::vector<Slot> slots_;

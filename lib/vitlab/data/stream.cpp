@@ -12,17 +12,10 @@ namespace vitlab {
 
 StreamLoader::StreamLoader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
                            const LoaderOptions& options)
-    : data_(data), batch_(batch), opt_(options) {
+    : EpochPlan(data, order, batch, drop_last), data_(data), opt_(options) {
   if (!cpu_decoder_available())
     fail("folder: this vitlab was built without OpenCV, so image files cannot be decoded on the CPU (install "
          "libopencv-dev and rebuild; on CUDA, JPEGs decode with nvJPEG where vitlab was built with it)");
-  auto o = order.to(torch::kCPU, torch::kLong).contiguous();
-  order_.assign(o.data_ptr<int64_t>(), o.data_ptr<int64_t>() + o.numel());
-  auto l = data.labels.to(torch::kCPU, torch::kLong).contiguous();
-  labels_.assign(l.data_ptr<int64_t>(), l.data_ptr<int64_t>() + l.numel());
-  const int64_t n = static_cast<int64_t>(order_.size());
-  steps_ = drop_last ? n / batch : (n + batch - 1) / batch;
-  total_ = std::min(n, steps_ * batch);
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const int64_t workers = std::min<int64_t>(data_.files->workers > 0 ? data_.files->workers : cores, std::max<int64_t>(total_, 1));
   // Enough batches ahead that every worker has images to decode while the step runs.
@@ -32,9 +25,9 @@ StreamLoader::StreamLoader(const Dataset& data, const torch::Tensor& order, int6
   const int64_t C = data_.files->channels, S = data_.files->size;
   for (int64_t b = 0; b < std::min<int64_t>(depth_, steps_); ++b) {
     Slot& s = slots_[b];
-    s.images = torch::empty({batch_rows(b), C, S, S}, opts);  // (b, C, S, S)
-    s.labels.assign(batch_rows(b), 0);
-    s.bad.assign(batch_rows(b), 0);
+    s.images = torch::empty({rows(b), C, S, S}, opts);  // (b, C, S, S)
+    s.labels.assign(rows(b), 0);
+    s.bad.assign(rows(b), 0);
   }
   for (int64_t w = 0; w < workers && total_ > 0; ++w) workers_.emplace_back([this] { work(); });
 }
@@ -47,8 +40,6 @@ StreamLoader::~StreamLoader() {
   work_cv_.notify_all();
   for (auto& t : workers_) t.join();
 }
-
-int64_t StreamLoader::batch_rows(int64_t b) const { return std::min(batch_, total_ - b * batch_); }
 
 int64_t StreamLoader::skipped() const {
   std::lock_guard<std::mutex> lock(mu_);
@@ -160,7 +151,7 @@ void StreamLoader::work() {
       }
       s.labels[row] = ok ? labels_[order_[pos]] : -1;
       s.bad[row] = bad_row;
-      if (++s.done == batch_rows(b)) done_cv_.notify_all();
+      if (++s.done == rows(b)) done_cv_.notify_all();
     }
   } catch (const std::exception& e) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -177,16 +168,16 @@ Dataset StreamLoader::batch(int64_t step) {
     std::unique_lock<std::mutex> lock(mu_);
     if (step != consumed_) fail("internal: a streamed loader takes its batches in order (asked ", step, " after ", consumed_ - 1, ")");
     Slot& s = slots_[step % depth_];
-    done_cv_.wait(lock, [&] { return !error_.empty() || s.done == batch_rows(step); });
+    done_cv_.wait(lock, [&] { return !error_.empty() || s.done == rows(step); });
     if (!error_.empty()) fail(error_);
     out = std::move(s);
     const int64_t next = step + depth_;
     if (next < steps_) {
       const auto opts = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(opt_.device.is_cuda());
       s = Slot{};
-      s.images = torch::empty({batch_rows(next), data_.files->channels, data_.files->size, data_.files->size}, opts);
-      s.labels.assign(batch_rows(next), 0);
-      s.bad.assign(batch_rows(next), 0);
+      s.images = torch::empty({rows(next), data_.files->channels, data_.files->size, data_.files->size}, opts);
+      s.labels.assign(rows(next), 0);
+      s.bad.assign(rows(next), 0);
     }
     consumed_ = step + 1;
   }

@@ -14,7 +14,7 @@
 
 namespace vitlab {
 
-class StreamLoader : public Loader {
+class StreamLoader : public Loader, private EpochPlan {
  public:
   StreamLoader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,
                const LoaderOptions& options);
@@ -32,11 +32,8 @@ class StreamLoader : public Loader {
   };
   void work();
   bool decode_transformed(int64_t index, uint8_t* out, std::string& error);
-  int64_t batch_rows(int64_t b) const;
 
   const Dataset data_;
-  std::vector<int64_t> order_, labels_;
-  int64_t batch_, steps_, total_;
   LoaderOptions opt_;
   int depth_;
   std::vector<Slot> slots_;
