@@ -82,6 +82,9 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
                        std::string& error, const std::function<int(int, int)>& reduce = {});
 // A JPEG's (height, width) from its frame header, without decoding; false if none is found.
 bool jpeg_size(const unsigned char* data, size_t size, int& h, int& w);
+// Whether a JPEG ends with its end-of-image marker (in its last KiB): a file cut short must be an
+// error, where decoders pad it with grey and at most warn.
+bool jpeg_complete(const unsigned char* data, size_t size);
 Splits make_synthetic(const SyntheticConfig& cfg);
 
 // Resizes uint8 images (B, C, H, W) to (B, C, size, size). crop_pct 0: the whole image

@@ -156,6 +156,12 @@ bool jpeg_size(const unsigned char* u, size_t n, int& h, int& w) {
   return false;
 }
 
+bool jpeg_complete(const unsigned char* u, size_t n) {
+  for (size_t i = n >= 1024 ? n - 1024 : 0; i + 1 < n; ++i)
+    if (u[i] == 0xFF && u[i + 1] == 0xD9) return true;
+  return false;
+}
+
 #ifdef VITLAB_HAVE_OPENCV
 
 bool decode_image_file(const std::string& path, int channels, std::vector<uint8_t>& pixels, int& h, int& w,
@@ -172,10 +178,7 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
   int flags = cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION;
   if (bytes.size() >= 2 && u[0] == 0xFF && u[1] == 0xD8) {  // JPEG: its end-of-image marker must be there
-    bool eoi = false;
-    for (size_t i = bytes.size() >= 1024 ? bytes.size() - 1024 : 0; i + 1 < bytes.size() && !eoi; ++i)
-      eoi = u[i] == 0xFF && u[i + 1] == 0xD9;
-    if (!eoi) {
+    if (!jpeg_complete(u, bytes.size())) {
       error = path + ": truncated JPEG (no end-of-image marker)";
       return false;
     }

@@ -53,10 +53,7 @@ bool read_file(const std::string& path, std::vector<unsigned char>& out, std::st
     error = path + ": not a JPEG (the nvJPEG loader decodes JPEGs only; data.decode=cpu reads other formats)";
     return false;
   }
-  bool eoi = false;  // a JPEG cut short: as decode_image_file, an error
-  for (size_t i = out.size() >= 1024 ? out.size() - 1024 : 0; i + 1 < out.size() && !eoi; ++i)
-    eoi = out[i] == 0xFF && out[i + 1] == 0xD9;
-  if (!eoi) {
+  if (!jpeg_complete(out.data(), out.size())) {  // a JPEG cut short: as decode_image_file, an error
     error = path + ": truncated JPEG (no end-of-image marker)";
     return false;
   }
