@@ -41,7 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--json", out, "Also write all results to this JSON file");
   std::string data;
   int64_t pipeline_batches = 0;
-  app.add_option("--data", data, "Dataset spec for --pipeline, e.g. folder:DIR (default: the config's data.spec)");
+  app.add_option("--data", data,
+                 "Dataset spec, e.g. folder:DIR: with --pipeline the data measured (default: the config's data.spec); "
+                 "otherwise training is timed twice, on one batch in memory and fed from this data's training "
+                 "loader as vit_train feeds it (train_from_data)");
   app.add_option("--pipeline", pipeline_batches,
                  "Measure the input pipeline alone instead of the model: N batches through the training loader "
                  "(with the config's augmentation) and the evaluation loader, delivered on the device")
@@ -64,10 +67,14 @@ int main(int argc, char** argv) {
     const std::string dev_name = vitlab::device_name(dev);
     if (o.peak_tflops < 0) o.peak_tflops = vitlab::known_peak_tflops(dev_name);
     o.train = mode != "infer", o.infer = mode != "train";
+    if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");  // validated with the config
+    if (pipeline_batches == 0 && !data.empty()) {
+      if (!o.train) vitlab::fail("--data: times training; drop --mode ", mode);
+      o.data = data;
+    }
     if (configs.empty()) configs.push_back("");
     if (pipeline_batches > 0) {  // the data alone, no model
       if (configs.size() > 1 || !attention.empty()) vitlab::fail("--pipeline: takes one --config and no --attention");
-      if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");
       vitlab::RunConfig cfg = vitlab::load_run_config(configs[0], sets);
       if (o.batch_size > 0) cfg.train.batch_size = static_cast<int>(o.batch_size);
       vitlab::json r = vitlab::bench_pipeline(cfg, dev, pipeline_batches, o.warmup_steps);
@@ -119,6 +126,12 @@ int main(int argc, char** argv) {
                   rate("train"), first_train > 0 ? rate("train") / first_train : 0.0, rate("infer"),
                   first_infer > 0 ? rate("infer") / first_infer : 0.0, peak_phase["peak_bytes"].get<double>() / (1 << 20),
                   mfu.is_null() ? "-" : std::to_string(static_cast<int>(100 * mfu.get<double>() + 0.5)).c_str());
+      if (r.contains("train_from_data")) {
+        const vitlab::json& f = r["train_from_data"];
+        std::printf("%-48s %10s %9s %10.0f %6.2fx   (fed from %s; waiting for data %.1f%% of the time)\n",
+                    "  the same fed from --data", "", "", f["images_per_s"].get<double>(), f["vs_synthetic"].get<double>(),
+                    data.c_str(), 100 * f["data_wait_fraction"].get<double>());
+      }
       std::fflush(stdout);
     }
     if (writer && !out.empty()) {

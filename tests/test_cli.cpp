@@ -8,6 +8,7 @@
 #include "vitlab/io/files.h"
 
 using namespace vitlab;
+using vitlab::test::expect_one_line_error;
 using vitlab::test::Output;
 using vitlab::test::run;
 using vitlab::test::TempDir;
@@ -24,15 +25,6 @@ json tiny_config(int epochs) {
                         {"synthetic", {{"image_size", 16}, {"train", 3000}, {"test", 500}}}}},
               {"train", {{"epochs", epochs}, {"batch_size", 32}, {"lr", 3e-3}, {"threads", 1}, {"ema_decay", 0.9},
                          {"augment", {{"mixup_alpha", 0.2}}}}}};
-}
-
-// A failed command: non-zero exit, exactly one line "APP: error: ..." that contains `what`.
-void expect_one_line_error(const Output& o, const std::string& app, const std::string& what) {
-  EXPECT_NE(o.status, 0) << o.text;
-  EXPECT_LT(o.status, 128) << "killed by a signal: " << o.text;
-  EXPECT_EQ(o.text.rfind(app + ": error: ", 0), 0u) << o.text;
-  EXPECT_EQ(std::count(o.text.begin(), o.text.end(), '\n'), 1) << o.text;
-  EXPECT_NE(o.text.find(what), std::string::npos) << o.text;
 }
 
 json without_timing(json r) {

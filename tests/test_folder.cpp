@@ -387,6 +387,36 @@ TEST(Folder, PipelineBenchTimesEveryLoader) {
   EXPECT_NE(out.text.find("train_augmented"), std::string::npos) << out.text;
 }
 
+// vit_bench --data: the training step timed on one batch in memory and fed by the folder's
+// training loader (here across an epoch's end: 6 steps an epoch, 7 run), with the share of the
+// time spent waiting for batches; --data with inference alone is refused in one line.
+TEST(Folder, BenchFeedsTheStepFromTheFolder) {
+  TempDir dir;
+  write_folder(dir / "data/train", {"a", "b"}, 24, 20, /*colour=*/true);
+  write_folder(dir / "data/val", {"a", "b"}, 4, 20, true);
+  const json cfg{{"model", {{"image_size", 16}, {"patch_size", 4}, {"in_chans", 3}, {"num_classes", 2}, {"dim", 32},
+                            {"depth", 1}, {"heads", 2}}},
+                 {"data", {{"val_size", 0}}},
+                 {"train", {{"batch_size", 8}, {"threads", 1}, {"augment", {{"rrc", true}, {"crop_padding", 0}}}}}};
+  write_file(dir / "c.json", cfg.dump());
+  const std::string bench = std::string(VIT_BENCH) + " --config " + dir / "c.json --data folder:" + dir / "data";
+  auto out = vitlab::test::run(bench + " --mode train --warmup 1 --windows 2 --window-steps 3 --device cpu --json " +
+                               dir / "b.json");
+  ASSERT_EQ(out.status, 0) << out.text;
+  const json r = read_json_file(dir / "b.json")["results"][0];
+  const json& fed = r["train_from_data"];
+  EXPECT_EQ(fed["data"], "folder:" + dir / "data");
+  EXPECT_EQ(fed["windows"].size(), 2u);
+  EXPECT_GT(fed["images_per_s"].get<double>(), 0);
+  EXPECT_GE(fed["data_wait_fraction"].get<double>(), 0);
+  EXPECT_LE(fed["data_wait_fraction"].get<double>(), 1);
+  EXPECT_NEAR(fed["vs_synthetic"].get<double>(),
+              fed["images_per_s"].get<double>() / r["train"]["images_per_s"].get<double>(), 1e-9);
+  EXPECT_NE(out.text.find("the same fed from --data"), std::string::npos) << out.text;
+  vitlab::test::expect_one_line_error(vitlab::test::run(bench + " --mode infer --device cpu"), "vit_bench",
+                                      "--data: times training");
+}
+
 // Data parallel from a streamed folder: each of two processes decodes only its half of every
 // batch, its crops drawn from (seed, epoch, index) as one process draws them; with per-image
 // augmentation only, the run equals one process on the whole batch up to summation order.

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -34,6 +35,14 @@ Output run(const std::string& command) {
   int st = ::pclose(p);
   out.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return out;
+}
+
+void expect_one_line_error(const Output& o, const std::string& app, const std::string& what) {
+  EXPECT_NE(o.status, 0) << o.text;
+  EXPECT_LT(o.status, 128) << "killed by a signal: " << o.text;
+  EXPECT_EQ(o.text.rfind(app + ": error: ", 0), 0u) << o.text;
+  EXPECT_EQ(std::count(o.text.begin(), o.text.end(), '\n'), 1) << o.text;
+  EXPECT_NE(o.text.find(what), std::string::npos) << o.text;
 }
 
 void write_file(const std::string& path, const std::string& bytes) {

@@ -19,6 +19,8 @@ struct Output {
   std::string text;  // stdout and stderr together
 };
 Output run(const std::string& command);
+// A failed command: non-zero exit, exactly one line "APP: error: ..." that contains `what`.
+void expect_one_line_error(const Output& o, const std::string& app, const std::string& what);
 
 void write_file(const std::string& path, const std::string& bytes);
 

@@ -5,7 +5,8 @@
 # DataLoader, pinned memory, timm's create_transform with RandAugment and random erasing; and
 # torchvision's RandomResizedCrop + flip alone, vitlab's work), vit_small p16 224 training from
 # the folder (vit_train, the last epoch's img/s) and on synthetic data (vit_bench, the same
-# config). Writes $OUT/summary.json (every measurement, with the device) and prints a table.
+# config), and the step's steady state fed by the folder's loader beside one batch in memory
+# (vit_bench --data, graphed and eager). Writes $OUT/summary.json (every measurement, with the device) and prints a table.
 # IMAGES (default 60000) sets the folder's size. About 8 minutes on a cold machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -44,6 +45,12 @@ $B/vit_train --config $here/train_small_224.json --data folder:$data --device cu
 cp /tmp/folder-run-ra/result.json "$W/train_folder_ra_result.json"
 $B/vit_bench --config $here/train_small_224.json --set data.crop_pct=0 --mode train --device cuda --json "$W/train_synthetic.json" \
   > "$W/train_synthetic.log" 2>&1
+# Steady state in one process: the same step on one batch in memory and fed by the folder's
+# loader (vit_bench --data), with CUDA graphs and eager.
+$B/vit_bench --config $here/train_small_224.json --data folder:$data --mode train --device cuda \
+  --json "$W/train_fed.json" > "$W/train_fed.log" 2>&1
+$B/vit_bench --config $here/train_small_224.json --data folder:$data --mode train --device cuda \
+  --set train.cuda_graph=false --json "$W/train_fed_eager.json" > "$W/train_fed_eager.log" 2>&1
 python3 - "$W" "$OUT/summary.json" <<'PY'
 import json, sys
 o = sys.argv[1]
@@ -54,6 +61,7 @@ run = json.load(open(f"{o}/train_folder_result.json"))
 syn = json.load(open(f"{o}/train_synthetic.json"))["results"][0]["train"]["images_per_s"]
 folder = run["history"][-1]["images_per_s"]
 ra = json.load(open(f"{o}/train_folder_ra_result.json"))["history"][-1]["images_per_s"]
+fed = {k: json.load(open(f"{o}/train_fed{k}.json"))["results"][0] for k in ("", "_eager")}
 rows = [("vitlab train pipeline (nvJPEG, rrc)", v["train"]["images_per_s"]),
         ("vitlab train pipeline + flip, rand-m9, re 0.25 (GPU)", v["train_augmented"]["images_per_s"]),
         ("vitlab eval pipeline (nvJPEG, resize + crop)", v["eval"]["images_per_s"]),
@@ -61,16 +69,24 @@ rows = [("vitlab train pipeline (nvJPEG, rrc)", v["train"]["images_per_s"]),
         ("torch DataLoader, 16 workers (rrc + flip)", rrc),
         ("vit_small p16 224 training from the folder (last epoch)", folder),
         ("the same with rand-m9 and re 0.25, eager (last epoch)", ra),
-        ("vit_small p16 224 training on synthetic data", syn)]
+        ("vit_small p16 224 training on synthetic data", syn),
+        ("steady state, graphed: one batch in memory", fed[""]["train"]["images_per_s"]),
+        ("steady state, graphed: fed by the folder's loader", fed[""]["train_from_data"]["images_per_s"]),
+        ("steady state, eager: one batch in memory", fed["_eager"]["train"]["images_per_s"]),
+        ("steady state, eager: fed by the folder's loader", fed["_eager"]["train_from_data"]["images_per_s"])]
 for name, x in rows:
     print(f"{name:58s} {x:9.0f} img/s")
 print(f"train pipeline / timm loader (16 workers): {v['train']['images_per_s'] / t16:.2f}x; "
       f"with the same augmentation: {v['train_augmented']['images_per_s'] / t16:.2f}x")
 print(f"training from the folder / synthetic: {100 * folder / syn:.1f}%")
+for k, name in (("", "graphed"), ("_eager", "eager")):
+    f = fed[k]["train_from_data"]
+    print(f"steady state {name}: fed / in memory {100 * f['vs_synthetic']:.1f}%, waiting for data "
+          f"{100 * f['data_wait_fraction']:.0f}% of the time")
 print(f"listing {v['listing_seconds']:.2f} s, max RSS {v['max_rss_bytes'] / 2**20:.0f} MiB")
 parts = {name: json.load(open(f"{o}/{name}.json")) for name in
          ("vitlab_pipeline", "timm_loader_w16", "timm_loader_w8", "torch_rrc_w16", "train_folder_result",
-          "train_folder_ra_result", "train_synthetic")}
+          "train_folder_ra_result", "train_synthetic", "train_fed", "train_fed_eager")}
 parts["fixtures_check"] = open(f"{o}/fixtures_check.txt").read()
 json.dump({"command": "experiments/data_pipeline/run_gpu.sh", "table": dict(rows), "parts": parts},
           open(sys.argv[2], "w"), indent=1)

@@ -6,8 +6,12 @@
 
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/compat.h"
+#include "vitlab/data/dataset.h"
+#include "vitlab/data/loader.h"
 #include "vitlab/device.h"
+#include "vitlab/error.h"
 #include "vitlab/model/vit.h"
+#include "vitlab/seed.h"
 #include "vitlab/train/distributed.h"
 #include "vitlab/train/cuda_graph.h"
 #include "vitlab/train/optim.h"
@@ -30,6 +34,41 @@ std::vector<double> timed_windows(const std::function<void()>& step, const Bench
   }
   return rates;
 }
+
+// Training batches from a dataset's training split, epoch after epoch, in the trainer's order
+// and with its loader; counts the host time spent waiting for them.
+class Feed {
+ public:
+  Feed(const RunConfig& cfg, const torch::Device& device, int64_t batch) : cfg_(cfg), device_(device), batch_(batch) {
+    DataConfig dc = cfg.data;
+    dc.val_size = 0;
+    Splits s = load_data(dc, &cfg.model);
+    check_data_fits_model(s, cfg.model);
+    data_ = to_device(s.train.size() ? s.train : s.test, device);
+    if (data_.size() < batch) fail("--data ", dc.spec, ": ", data_.size(), " images, fewer than one batch of ", batch);
+  }
+  Dataset next() {
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!loader_ || step_ == loader_->steps()) {
+      loader_.reset();  // its threads stop before the next epoch's start
+      torch::manual_seed(mix_seed(cfg_.train.seed, kSeedShuffle, epoch_));
+      loader_ = make_loader(data_, torch::randperm(data_.size(), torch::kLong), batch_, /*drop_last=*/true,
+                            LoaderOptions{device_, &cfg_.train.augment, static_cast<uint64_t>(cfg_.train.seed), epoch_});
+      ++epoch_, step_ = 0;
+    }
+    Dataset b = loader_->batch(step_++);
+    waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return b;
+  }
+  double waited = 0;  // seconds
+
+ private:
+  const RunConfig& cfg_;
+  torch::Device device_;
+  int64_t batch_, epoch_ = 0, step_ = 0;
+  Dataset data_;
+  std::unique_ptr<Loader> loader_;
+};
 
 json summary(std::vector<double> rates, double flops_per_image, double peak_tflops, int64_t peak_bytes) {
   std::vector<double> sorted = rates;
@@ -55,6 +94,7 @@ double known_peak_tflops(const std::string& name) {
 
 json bench_config(const RunConfig& cfg, const torch::Device& device, const BenchOptions& o, DataParallel* dp) {
   TORCH_CHECK(!dp || !o.infer, "bench_config: data parallel measures training only");
+  if (dp && !o.data.empty()) fail("--data: vit_bench feeds one process from data; run vit_train for data parallel");
   if (cfg.train.cuda_graph) require_cuda_graphs(cfg, device, dp);
   const int64_t batch = (o.batch_size > 0 ? o.batch_size : cfg.train.batch_size) * (dp ? dp->world() : 1);
   const auto& m = cfg.model;
@@ -89,6 +129,27 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
     // With several processes the FLOP/s are the group's, against the group's peak.
     out["train"] = summary(rates, 3 * fwd, o.peak_tflops * (dp ? dp->world() : 1), peak_memory_bytes(device));
     if (dp) out["train"]["world_size"] = dp->world();
+    if (!o.data.empty()) {  // the same steps, each fed its batch by the training loader
+      RunConfig fed = cfg;
+      fed.data.spec = o.data;
+      Feed feed(fed, device, batch);
+      int64_t steps = 0;
+      double timed = 0;
+      auto fed_rates = timed_windows(
+          [&] {
+            if (steps++ == ow.warmup_steps) feed.waited = 0;  // from the first timed step
+            const Dataset b = feed.next();
+            if (graphed) (*graphed)(b.images, b.labels, lr);
+            else train_step(model, *optimizer, nullptr, b.images, b.labels, cfg);
+          },
+          ow, batch, device);
+      for (double r : fed_rates) timed += ow.window_steps * batch / r;
+      json f = summary(fed_rates, 3 * fwd, o.peak_tflops, peak_memory_bytes(device));
+      f["data"] = o.data;
+      f["data_wait_fraction"] = feed.waited / timed;
+      f["vs_synthetic"] = f["images_per_s"].get<double>() / out["train"]["images_per_s"].get<double>();
+      out["train_from_data"] = f;
+    }
   }
   if (o.infer) {
     model->eval();
