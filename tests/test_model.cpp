@@ -18,11 +18,11 @@ namespace {
 // The closed form of DESIGN section 3 with MHA attention (inner width h * d_h = d here).
 int64_t closed_form_params(const ModelConfig& c) {
   const int64_t d = c.dim, p = c.patch_size, hid = c.mlp_hidden(), inner = c.heads * c.head_width();
-  int64_t embed = c.in_chans * p * p * d + d + (c.has_class_token() ? d : 0) + (c.pos == "learned" ? c.num_tokens() * d : 0);
+  int64_t embed = c.in_chans * p * p * d + d + (c.num_prefix_tokens() * d) + (c.pos == "learned" ? c.pos_tokens() * d : 0);
   int64_t attn = 4 * d * inner + (c.qkv_bias ? 3 * inner : 0) + d;
   int64_t mlp = d * hid + hid + hid * d + d;
   int64_t block = attn + mlp + 4 * d + (c.layer_scale > 0 ? 2 * d : 0);
-  return embed + c.depth * block + 2 * d + d * c.num_classes + c.num_classes;
+  return embed + c.depth * block + 2 * d + (c.dist_head ? 2 : 1) * (d * c.num_classes + c.num_classes);
 }
 
 }  // namespace
@@ -99,6 +99,50 @@ TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
         EXPECT_EQ(b.embedding + b.attention + b.mlp + b.norms + b.head, b.total);
         EXPECT_EQ(b.attention_per_layer, m->blocks[0]->as<Block>()->attn->parameter_count());
       }
+  // With DeiT's distillation token and head, and register tokens in or out of the position table.
+  for (bool outside : {false, true}) {
+    ModelConfig c = model_preset("vit-micro");
+    c.reg_tokens = 3, c.no_embed_class = outside, c.dist_token = c.dist_head = !outside;
+    ViT m(c);
+    ParamBreakdown b = count_parameters(m);
+    EXPECT_EQ(b.total, closed_form_params(c)) << outside;
+    EXPECT_EQ(b.embedding + b.attention + b.mlp + b.norms + b.head, b.total);
+    EXPECT_EQ(m->pos_embed.size(1), outside ? c.num_patches() : c.num_patches() + 5);
+  }
+}
+
+// The tokens before the patches, as timm lays them out: [class, distillation, registers,
+// patches]; average pooling skips all of them, avgmax is (max + mean) / 2 over the patches, and
+// a distilled model's logits are the mean of its class head and its distillation head.
+TEST(ViT, PrefixTokensPoolingAndDistilledHead) {
+  ModelConfig c;
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.in_chans = 1, c.num_classes = 3;
+  c.mean = {0}, c.std = {1};
+  c.reg_tokens = 2, c.no_embed_class = true, c.pool = "mean", c.class_token = true;
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 1, 8, 8});
+  for (const char* pool : {"mean", "avgmax"}) {
+    c.pool = pool;
+    ViT m(c);
+    m->eval();
+    auto t = m->forward_features(x);  // (B, 1 + 2 + 4, d)
+    ASSERT_EQ(t.size(1), 7);
+    auto patches = t.narrow(1, 3, 4);
+    auto pooled = c.pool == "mean" ? patches.mean(1) : (patches.amax(1) + patches.mean(1)) / 2;
+    EXPECT_TRUE(torch::allclose(m->forward(x), m->head(pooled), 1e-5, 1e-6)) << pool;
+  }
+  c = ModelConfig{};
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.in_chans = 1, c.num_classes = 3;
+  c.dist_token = c.dist_head = true;
+  ViT d(c);
+  d->eval();
+  auto t = d->forward_features(x);  // (B, 2 + 4, d)
+  ASSERT_EQ(t.size(1), 6);
+  EXPECT_TRUE(torch::allclose(d->forward(x), (d->head(t.select(1, 0)) + d->head_dist(t.select(1, 1))) / 2, 1e-5, 1e-6));
+  c.pool = "mean", c.class_token = true;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("model.dist_head"), std::string::npos);
+  c.pool = "cls", c.class_token = false;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("model.class_token"), std::string::npos);
 }
 
 // timm's options: LayerScale of 1 changes nothing, and fc_norm normalises the pooled token.
@@ -148,7 +192,7 @@ TEST(ViT, MeanPoolWithClassTokenAveragesPatchesOnly) {
 }
 
 TEST(ViT, SinCosTableEncodesRowAndColumn) {
-  auto t = sincos_2d(4, 16, /*with_cls=*/true);  // (1, 17, 16)
+  auto t = sincos_2d(4, 16, /*prefix=*/1);  // (1, 17, 16)
   ASSERT_EQ(t.sizes(), (std::vector<int64_t>{1, 17, 16}));
   EXPECT_TRUE(torch::equal(t[0][0], torch::zeros({16})));
   // token (r, c) sits at 1 + 4r + c: the first half depends on the column only, the second on the row.

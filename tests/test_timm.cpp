@@ -50,15 +50,54 @@ TEST(Timm, ArchitectureNamesSizeTheModel) {
   EXPECT_EQ(c.head_width(), 24);
 }
 
+// The newer layouts by architecture name alone, as the hub's config.json gives them.
+TEST(Timm, RegisterDistilledAndDinov2NamesSetTheirOptions) {
+  ModelConfig c = model_from_timm_config({{"architecture", "vit_small_patch14_reg4_dinov2.lvd142m"}, {"num_classes", 10}},
+                                         "config.json");
+  EXPECT_EQ(c.patch_size, 14);
+  EXPECT_EQ(c.image_size, 518);
+  EXPECT_EQ(c.layer_scale, 1e-5);
+  EXPECT_EQ(c.reg_tokens, 4);
+  EXPECT_TRUE(c.no_embed_class);
+  EXPECT_EQ(c.pos_tokens(), 37 * 37);
+  EXPECT_EQ(c.num_tokens(), 1 + 4 + 37 * 37);
+  EXPECT_EQ(c.mean, (std::vector<double>{0.485, 0.456, 0.406}));
+  c = model_from_timm_config({{"architecture", "vit_base_patch16_reg4_gap_256"}}, "config.json");
+  EXPECT_FALSE(c.has_class_token());
+  EXPECT_EQ(c.pool, "mean");
+  EXPECT_TRUE(c.fc_norm);
+  EXPECT_EQ(c.num_prefix_tokens(), 4);
+  EXPECT_EQ(c.image_size, 256);
+  c = model_from_timm_config({{"architecture", "deit_tiny_distilled_patch16_224.fb_in1k"}}, "config.json");
+  EXPECT_TRUE(c.dist_token && c.dist_head);
+  EXPECT_EQ(c.num_tokens(), 2 + 196);
+  EXPECT_EQ(c.dim, 192);
+  c = model_from_timm_config({{"architecture", "vit_tiny_patch16_224"}, {"global_pool", "avgmax"}}, "config.json");
+  EXPECT_EQ(c.pool, "avgmax");
+  EXPECT_TRUE(c.fc_norm);
+  // A distilled model has no timm ViT export; registers and avgmax go out in model_args.
+  EXPECT_NE(error_of([] {
+              ModelConfig d;
+              d.dist_token = d.dist_head = true;
+              timm_config_from_model(d);
+            }).find("model.dist_token"),
+            std::string::npos);
+  c.reg_tokens = 2, c.no_embed_class = true;
+  const json out = timm_config_from_model(c);
+  EXPECT_EQ(out["global_pool"], "avgmax");
+  EXPECT_EQ(out["model_args"]["reg_tokens"], 2);
+  EXPECT_EQ(model_from_timm_config(out, "out.json").num_tokens(), c.num_tokens());
+}
+
 TEST(Timm, WhatVitlabCannotHoldIsNamed) {
   EXPECT_EQ(error_of([] { model_from_timm_config({{"architecture", "deit3_small_patch16_224"}}, "c.json"); })
                 .rfind("c.json: architecture 'deit3_small_patch16_224' is not a timm ViT", 0),
             0u);
-  json j{{"architecture", "vit_tiny_patch16_224"}, {"model_args", {{"reg_tokens", 4}}}};
-  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); }).find("model_args.reg_tokens: 4"), std::string::npos);
+  json j{{"architecture", "vit_tiny_patch16_224"}, {"model_args", {{"qk_norm", true}}}};
+  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); }).find("model_args.qk_norm: true"), std::string::npos);
   j = {{"architecture", "vit_tiny_patch16_224"}, {"global_pool", "map"}};
   EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); }).find("global_pool 'map'"), std::string::npos);
-  j["model_args"] = {{"reg_tokens", 0}, {"no_embed_class", false}};  // timm's defaults pass
+  j["model_args"] = {{"reg_tokens", 0}, {"no_embed_class", false}, {"qk_norm", false}};  // timm's defaults pass
   j["global_pool"] = "token";
   EXPECT_EQ(model_from_timm_config(j, "c.json").dim, 192);
 }
@@ -138,12 +177,15 @@ void expect_parity(const std::string& dir, const torch::Device& device) {
 }
 
 TEST(TimmParity, CommittedFixturesCoverTheCases) {
-  // The committed set: class token, average pooling with LayerScale, no class token; f32,
-  // bf16 and f16 weights; resampling up and down; timm's evaluation transform.
-  std::set<std::string> dtypes;
+  // The committed set: class token, average pooling with LayerScale, no class token, register
+  // tokens outside the position table (average pooling and a DINOv2-style patch-14 model with
+  // LayerScale), DeiT's distilled token and head, avgmax pooling; f32, bf16 and f16 weights;
+  // resampling up and down; timm's evaluation transform.
+  std::set<std::string> dtypes, archs;
   int resampled = 0, with_images = 0;
   for (const auto& dir : parity_fixtures()) {
     if (dir.rfind(VITLAB_FIXTURES, 0) != 0) continue;
+    archs.insert(read_json_file(join_path(dir, "config.json"))["architecture"].get<std::string>());
     for (const auto& [name, t] : load_safetensors(join_path(dir, "model.safetensors")))
       dtypes.insert(c10::toString(t.scalar_type()));
     const auto e = expected_of(dir);
@@ -151,7 +193,8 @@ TEST(TimmParity, CommittedFixturesCoverTheCases) {
     with_images += e.count("pixels");
   }
   EXPECT_EQ(dtypes, (std::set<std::string>{"BFloat16", "Float", "Half"}));
-  EXPECT_GE(resampled, 2);
+  for (const char* a : {"vit_small_patch14_reg4_dinov2", "deit_tiny_distilled_patch16_224"}) EXPECT_TRUE(archs.count(a)) << a;
+  EXPECT_GE(resampled, 4);
   EXPECT_GE(with_images, 1);
 }
 

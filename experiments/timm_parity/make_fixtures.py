@@ -23,6 +23,7 @@ import argparse
 import json
 import math
 import pathlib
+import traceback
 
 import numpy as np
 import timm
@@ -49,6 +50,30 @@ TINY = {
                              mlp_ratio=2.0, num_classes=3, class_token=False, global_pool="avg", fc_norm=False),
                         dict(crop_pct=1.0, interpolation="bilinear", mean=(0.3,), std=(0.35,)),
                         torch.float16, None, False),
+    # timm's newer layouts (issue 22): register tokens outside the position table with average
+    # pooling over the patches alone (vit_*_reg4_gap_*), a DINOv2-style model (patch 14,
+    # LayerScale, a class token and registers, positions resampled to another size), DeiT's
+    # distilled token and second head (logits averaged at inference), avgmax pooling.
+    "reg4_gap_f32": ("vit_base_patch16_224",
+                     dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                          num_classes=4, class_token=False, no_embed_class=True, reg_tokens=4, global_pool="avg"),
+                     dict(crop_pct=0.95, interpolation="bicubic"),
+                     torch.float32, 48, False),
+    "dinov2_reg4_bf16": ("vit_small_patch14_reg4_dinov2",
+                         dict(img_size=28, patch_size=14, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                              num_classes=3, init_values=0.1, reg_tokens=4, no_embed_class=True),
+                         dict(crop_pct=1.0, interpolation="bicubic"),
+                         torch.bfloat16, 42, True),
+    "deit_distilled_f32": ("deit_tiny_distilled_patch16_224",
+                           dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                                num_classes=5),
+                           dict(crop_pct=0.875, interpolation="bicubic"),
+                           torch.float32, None, False),
+    "avgmax_reg1_f16": ("vit_tiny_patch16_224",
+                        dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                             num_classes=3, reg_tokens=1, global_pool="avgmax", init_values=0.1),
+                        dict(crop_pct=0.9, interpolation="bilinear"),
+                        torch.float16, None, False),
 }
 LARGE = {
     "vit_tiny_patch16_224": ("vit_tiny_patch16_224", dict(num_classes=1000), dict(), torch.float32, 384, False),
@@ -72,7 +97,7 @@ def randomise(model, gen):
                 v = 1.0 + 0.2 * r
             elif name.endswith("bias"):
                 v = 0.1 * r
-            elif name in ("pos_embed", "cls_token"):
+            elif name in ("pos_embed", "cls_token", "reg_token", "dist_token"):
                 v = 0.5 * r
             else:                                  # (out, in...) weights: 1 / sqrt(fan in)
                 v = r / math.sqrt(p[0].numel())
@@ -172,10 +197,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=pathlib.Path)
     ap.add_argument("--set", choices=("tiny", "large"), default="tiny")
+    ap.add_argument("--only", help="comma-separated case names (default: all of the set)")
     a = ap.parse_args()
     cases = TINY if a.set == "tiny" else LARGE
+    only = set(a.only.split(",")) if a.only else set(cases)
+    failed = []
     for i, (name, case) in enumerate(cases.items()):
-        make_case(a.out, name, case, seed=1000 + i)
+        if name in only:
+            try:
+                make_case(a.out, name, case, seed=1000 + i)
+            except Exception:  # the other cases still get made; the exit status says one failed
+                traceback.print_exc()
+                failed.append(name)
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

@@ -144,7 +144,7 @@ void ModelConfig::validate() const {
   check(head_dim > 0 || dim % heads == 0, "model.heads",
         std::to_string(heads) + " does not divide model.dim=" + std::to_string(dim) + " (or set model.head_dim)");
   check(mlp_ratio > 0, "model.mlp_ratio", "must be positive");
-  check(one_of(pool, {"cls", "mean"}), "model.pool", "'" + pool + "' is not one of cls, mean");
+  check(one_of(pool, {"cls", "mean", "avgmax"}), "model.pool", "'" + pool + "' is not one of cls, mean, avgmax");
   check(one_of(pos, {"learned", "sincos", "rope", "none"}), "model.pos",
         "'" + pos + "' is not one of learned, sincos, rope, none");
   check(rope_theta > 1, "model.rope_theta", "must be greater than 1");
@@ -154,6 +154,12 @@ void ModelConfig::validate() const {
   check(norm_eps > 0, "model.norm_eps", "must be positive");
   check(layer_scale >= 0, "model.layer_scale", "must be 0 (off) or positive");
   check(pool != "cls" || has_class_token(), "model.class_token", "pool 'cls' needs the class token");
+  check(!dist_token || has_class_token(), "model.dist_token", "needs the class token (it follows it)");
+  check(!dist_head || (dist_token && pool == "cls" && !fc_norm), "model.dist_head",
+        "needs model.dist_token, pool 'cls' and no model.fc_norm");
+  check(reg_tokens >= 0, "model.reg_tokens", "must be >= 0");
+  check(!no_embed_class || pos == "learned" || pos == "sincos", "model.no_embed_class",
+        "needs a position table (model.pos learned or sincos)");
   for (const auto* v : {&mean, &std})
     check(v->size() == 1 || static_cast<int>(v->size()) == in_chans, v == &mean ? "model.mean" : "model.std",
           "needs 1 or model.in_chans=" + std::to_string(in_chans) + " values");
@@ -240,6 +246,10 @@ json to_json(const ModelConfig& c) {
   if (c.fc_norm) j["fc_norm"] = true;
   if (c.layer_scale > 0) j["layer_scale"] = c.layer_scale;
   if (c.class_token) j["class_token"] = *c.class_token;
+  if (c.dist_token) j["dist_token"] = true;
+  if (c.dist_head) j["dist_head"] = true;
+  if (c.reg_tokens > 0) j["reg_tokens"] = c.reg_tokens;
+  if (c.no_embed_class) j["no_embed_class"] = true;
   if (!c.label_names.empty()) j["label_names"] = c.label_names;
   return j;
 }
@@ -337,6 +347,10 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
     f.get("class_token", v);
     c.class_token = v;
   }
+  f.get("dist_token", c.dist_token);
+  f.get("dist_head", c.dist_head);
+  f.get("reg_tokens", c.reg_tokens);
+  f.get("no_embed_class", c.no_embed_class);
   f.get("mean", c.mean);
   f.get("std", c.std);
   f.get("label_names", c.label_names);

@@ -28,7 +28,7 @@ struct ModelConfig {
   int head_dim = 0;  // 0: dim / heads
   double mlp_ratio = 4.0;
   bool qkv_bias = true;
-  std::string pool = "cls";     // "cls" (class token) or "mean"
+  std::string pool = "cls";     // "cls" (class token), "mean" or "avgmax" (timm's: (mean + max) / 2)
   std::string pos = "learned";  // "learned", "sincos", "rope" (2-D axial, inside attention) or "none"
   double rope_theta = 100.0;    // RoPE frequency base (100 for patch grids, Heo et al. 2024)
   double drop_rate = 0.0;       // dropout after the position embedding and inside the MLP
@@ -43,6 +43,15 @@ struct ModelConfig {
   // A class token with pool "mean" (timm's class_token=True with global_pool='avg', as MAE's
   // fine-tuned ViTs): the mean then runs over the patch tokens only. Unset: as pool says.
   std::optional<bool> class_token;
+  // Tokens before the patches besides the class token (timm's names): dist_token, DeiT's
+  // distillation token right after the class token, and with dist_head its own classifier
+  // (head_dist) whose logits are averaged with the class head's, as DeiT evaluates; reg_tokens
+  // register tokens (Darcet et al. 2024), learned, read by no head. no_embed_class: the position
+  // table covers the patches alone and the prefix tokens carry no position (timm's option).
+  bool dist_token = false;
+  bool dist_head = false;
+  int reg_tokens = 0;
+  bool no_embed_class = false;
   // Input normalisation, one value or one per channel (part of the model, like timm's
   // pretrained_cfg, so a checkpoint evaluates with the statistics it was trained with).
   std::vector<double> mean{0.5};
@@ -55,7 +64,9 @@ struct ModelConfig {
   int grid() const { return image_size / patch_size; }
   int num_patches() const { return grid() * grid(); }
   bool has_class_token() const { return class_token.value_or(pool == "cls"); }
-  int num_tokens() const { return num_patches() + (has_class_token() ? 1 : 0); }
+  int num_prefix_tokens() const { return (has_class_token() ? 1 : 0) + (dist_token ? 1 : 0) + reg_tokens; }
+  int num_tokens() const { return num_patches() + num_prefix_tokens(); }
+  int pos_tokens() const { return no_embed_class ? num_patches() : num_tokens(); }  // rows of pos_embed
   int head_width() const { return head_dim > 0 ? head_dim : dim / heads; }
   int mlp_hidden() const { return static_cast<int>(dim * mlp_ratio); }
   void validate() const;

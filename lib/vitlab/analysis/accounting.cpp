@@ -12,13 +12,14 @@ ParamBreakdown count_parameters(ViT& model) {
     const std::string& name = p.key();
     const int64_t n = p.value().numel();
     b.total += n;
-    if (starts_with(name, "patch_embed.") || name == "cls_token" || name == "pos_embed")
+    if (starts_with(name, "patch_embed.") || name == "cls_token" || name == "dist_token" || name == "reg_token" ||
+        name == "pos_embed")
       b.embedding += n;
     else if (name.find(".attn.") != std::string::npos)
       b.attention += n;
     else if (name.find(".mlp.") != std::string::npos)
       b.mlp += n;
-    else if (starts_with(name, "head."))
+    else if (starts_with(name, "head.") || starts_with(name, "head_dist."))
       b.head += n;
     else if (name.find("norm") != std::string::npos || name.find(".ls1.") != std::string::npos ||
              name.find(".ls2.") != std::string::npos)
@@ -43,7 +44,7 @@ double flops_per_image(ViT& model) {
     f += n * b->as<Block>()->attn->flops_per_token(c.num_tokens());
     f += n * 2.0 * 2.0 * d * c.mlp_hidden();  // fc1 and fc2
   }
-  return f + 2.0 * d * c.num_classes;  // head on the pooled token
+  return f + (c.dist_head ? 2 : 1) * 2.0 * d * c.num_classes;  // the head(s) on the pooled token(s)
 }
 
 int64_t kv_floats_per_token(ViT& model) {

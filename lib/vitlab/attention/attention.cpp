@@ -6,7 +6,7 @@
 namespace vitlab {
 
 AttentionDims AttentionDims::of(const ModelConfig& c) {
-  return {c.dim, c.heads, c.head_width(), c.qkv_bias, c.pos == "rope", c.grid(), c.has_class_token() ? 1 : 0};
+  return {c.dim, c.heads, c.head_width(), c.qkv_bias, c.pos == "rope", c.grid(), c.num_prefix_tokens()};
 }
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x, const Rope2d* rope) {

@@ -19,7 +19,7 @@ struct AttentionDims {
   bool qkv_bias;     // biases on the input projections (the output projection always has one)
   bool rope = false; // the model rotates queries and keys (model.pos = "rope")
   int64_t grid = 0;  // the patch grid is grid x grid (0: unknown, for layers used outside a ViT)
-  int64_t prefix = 0;  // tokens before the patches (the class token)
+  int64_t prefix = 0;  // tokens before the patches (class, distillation, registers)
 
   static AttentionDims of(const ModelConfig& c);
 };

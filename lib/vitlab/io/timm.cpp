@@ -12,24 +12,35 @@ bool is_timm_config(const json& j) { return j.is_object() && j.contains("archite
 ModelConfig model_from_timm_config(const json& j, const std::string& where) {
   if (!is_timm_config(j) || !j["architecture"].is_string()) fail(where, ": architecture: missing or not a string");
   const std::string arch = j["architecture"].get<std::string>();
-  // vit_small_patch16_224, vit_base_patch32_384.augreg_in21k, ...: size, patch, image size.
-  static const std::regex name(R"(^vit_(tiny|small|base|large)_patch(\d+)_(\d+)(\..*)?$)");
+  // vit_small_patch16_224, vit_base_patch32_384.augreg_in21k, deit_tiny_distilled_patch16_224,
+  // vit_small_patch14_reg4_dinov2, vit_base_patch16_reg4_gap_256: family, size, distillation,
+  // patch, registers, global average pooling, image size or DINOv2.
+  static const std::regex name(
+      R"(^(vit|deit)_(tiny|small|base|large)_(distilled_)?patch(\d+)_(?:reg(\d+)_)?(gap_)?(\d+|dinov2)(\..*)?$)");
   std::smatch m;
   if (!std::regex_match(arch, m, name))
-    fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large}_patch{P}_{S})");
+    fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large}_patch{P}_{S}, ",
+         "their _reg{N}, _gap and _dinov2 forms, deit_*_patch{P}_{S} and deit_*_distilled_*)");
   ModelConfig c;
-  const std::string size = m[1];
+  const std::string size = m[2];
   c.dim = size == "tiny" ? 192 : size == "small" ? 384 : size == "base" ? 768 : 1024;
   c.depth = size == "large" ? 24 : 12;
   c.heads = size == "tiny" ? 3 : size == "small" ? 6 : size == "base" ? 12 : 16;
-  c.patch_size = std::stoi(m[2]);
-  c.image_size = std::stoi(m[3]);
+  c.patch_size = std::stoi(m[4]);
+  const bool dinov2 = m[7] == "dinov2";
+  c.image_size = dinov2 ? 518 : std::stoi(m[7]);
   c.in_chans = 3;
   c.num_classes = 1000;
   c.norm_eps = 1e-6;
-  c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};  // timm's ViT default (Inception statistics)
-  std::string pool = "token";
+  // timm's ViT default normalisation (Inception statistics); DeiT and DINOv2 use ImageNet's.
+  if (m[1] == "deit" || dinov2) c.mean = {0.485, 0.456, 0.406}, c.std = {0.229, 0.224, 0.225};
+  else c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};
+  if (m[3].matched) c.dist_token = c.dist_head = true;          // DeiT's distillation token and head
+  if (dinov2) c.layer_scale = 1e-5;                             // timm's init_values for DINOv2
+  if (m[5].matched) c.reg_tokens = std::stoi(m[5]), c.no_embed_class = true;
+  std::string pool = m[6].matched ? "avg" : "token";
   std::optional<bool> class_token;
+  if (m[6].matched) class_token = false;  // _gap: no class token, the patches averaged
   std::optional<bool> fc_norm;
 
   auto number = [&](const json& v, const std::string& key) {
@@ -75,9 +86,12 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
       }
       else if (key == "init_values") c.layer_scale = v.is_null() ? 0.0 : number(v, k);
       else if (key == "global_pool") pool = v.get<std::string>();
-      else if ((key == "reg_tokens" && number(v, k) == 0) || (key == "no_embed_class" && !v.get<bool>()) ||
-               (key == "pre_norm" && !v.get<bool>()) || (key == "qk_norm" && !v.get<bool>()) ||
-               (key == "dynamic_img_size" && !v.get<bool>()))
+      else if (key == "reg_tokens") c.reg_tokens = static_cast<int>(number(v, k));
+      else if (key == "no_embed_class") c.no_embed_class = v.get<bool>();
+      // dynamic_img_size resamples the position table to each input's grid; vitlab resamples it
+      // once, when a checkpoint is loaded at another size, with the same function.
+      else if (key == "dynamic_img_size") continue;
+      else if ((key == "pre_norm" && !v.get<bool>()) || (key == "qk_norm" && !v.get<bool>()))
         continue;  // timm's defaults
       else fail(where, ": ", k, ": ", v.dump(), " is not supported by vitlab's ViT");
     }
@@ -85,14 +99,14 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
   if (pool == "token") {
     c.pool = "cls";
     if (class_token == false) fail(where, ": global_pool 'token' needs the class token");
-  } else if (pool == "avg") {
-    c.pool = "mean";
+  } else if (pool == "avg" || pool == "avgmax") {
+    c.pool = pool == "avg" ? "mean" : "avgmax";
     c.class_token = class_token.value_or(true);  // timm keeps the class token unless told otherwise
   } else {
-    fail(where, ": global_pool '", pool, "' is not supported (token, avg)");
+    fail(where, ": global_pool '", pool, "' is not supported (token, avg, avgmax)");
   }
-  // timm normalises the pooled token (fc_norm) instead of every token by default with 'avg'.
-  c.fc_norm = fc_norm.value_or(pool == "avg");
+  // timm normalises the pooled token (fc_norm) instead of every token by default when averaging.
+  c.fc_norm = fc_norm.value_or(pool != "token");
   try {
     c.validate();
   } catch (const Error& e) {
@@ -127,12 +141,13 @@ json timm_config_from_model(const ModelConfig& c) {
   if (c.pos != "learned" && c.pos != "sincos") refuse("pos", "'" + c.pos + "' has no timm position table");
   if (c.head_dim > 0 && c.head_dim * c.heads != c.dim) refuse("head_dim", "timm's head width is dim / heads");
   if (c.norm_eps != 1e-6) refuse("norm_eps", "timm's ViT LayerNorm uses eps 1e-6");
+  if (c.dist_token) refuse("dist_token", "timm's distilled DeiT is another architecture");
   // A registered timm name of the same size where there is one; model_args say everything anyway.
   const std::string size = c.dim == 192 ? "tiny" : c.dim == 384 ? "small" : c.dim == 1024 ? "large" : "base";
   static const std::set<std::string> registered{"16_224", "16_384", "32_224", "32_384"};
   const std::string ps = std::to_string(c.patch_size) + "_" + std::to_string(c.image_size);
   const std::string arch = "vit_" + size + "_patch" + (registered.count(ps) ? ps : std::string("16_224"));
-  const std::string pool = c.pool == "cls" ? "token" : "avg";
+  const std::string pool = c.pool == "cls" ? "token" : c.pool == "mean" ? "avg" : "avgmax";
   auto channels = [&](std::vector<double> v) {
     if (v.size() == 1) v.assign(c.in_chans, v[0]);
     return v;
@@ -141,7 +156,8 @@ json timm_config_from_model(const ModelConfig& c) {
                   {"num_classes", c.num_classes}, {"embed_dim", c.dim},     {"depth", c.depth},
                   {"num_heads", c.heads},     {"mlp_ratio", c.mlp_ratio},   {"qkv_bias", c.qkv_bias},
                   {"class_token", c.has_class_token()}, {"global_pool", pool}, {"fc_norm", c.fc_norm},
-                  {"init_values", c.layer_scale > 0 ? json(c.layer_scale) : json(nullptr)}};
+                  {"init_values", c.layer_scale > 0 ? json(c.layer_scale) : json(nullptr)},
+                  {"reg_tokens", c.reg_tokens},   {"no_embed_class", c.no_embed_class}};
   json pretrained{{"input_size", {c.in_chans, c.image_size, c.image_size}},
                   {"fixed_input_size", true},
                   {"interpolation", "bilinear"},

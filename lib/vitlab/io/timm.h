@@ -12,10 +12,13 @@ namespace vitlab {
 
 // Whether `j` is a timm config (it names an architecture) rather than a vitlab ModelConfig.
 bool is_timm_config(const json& j);
-// The ModelConfig of a timm ViT config: vit_{tiny,small,base,large}_patch{P}_{S} sizes, then
-// model_args, global_pool, num_classes and pretrained_cfg's input size, mean and std. What vitlab
-// cannot represent (register tokens, pre-norm, q/k norm, position embeddings without the class
-// token, attention pooling) is an error naming `where` and the key.
+// The ModelConfig of a timm ViT config: the architecture's sizes and options
+// (vit_{tiny,small,base,large}_patch{P}_{S}, _reg{N} register tokens outside the position table,
+// _gap average pooling without a class token, _dinov2 with LayerScale at 518, deit_* and
+// deit_*_distilled_* with the distillation token and head), then model_args, global_pool (token,
+// avg, avgmax), num_classes and pretrained_cfg's input size, mean and std. What vitlab cannot
+// represent (pre-norm, q/k norm, attention pooling, other MLPs) is an error naming `where` and
+// the key.
 ModelConfig model_from_timm_config(const json& j, const std::string& where);
 
 // timm's evaluation preprocessing from pretrained_cfg: data.crop_pct and data.interpolation

@@ -72,7 +72,7 @@ std::pair<torch::Tensor, torch::Tensor> BlockImpl::forward(const torch::Tensor& 
   return {h + m, torch::Tensor()};
 }
 
-torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
+torch::Tensor sincos_2d(int64_t grid, int64_t dim, int64_t prefix) {
   // Each axis gets dim/2 channels: sin and cos of pos * omega_k, omega_k = 10000^(-k / (dim/4)).
   auto omega = torch::arange(dim / 4, torch::kDouble) / (dim / 4.0);
   omega = 1.0 / torch::pow(10000.0, omega);                               // (dim/4)
@@ -82,7 +82,7 @@ torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls) {
   auto rows = axis.unsqueeze(1).expand({grid, grid, dim / 2});            // (g, g, dim/2), row index
   auto cols = axis.unsqueeze(0).expand({grid, grid, dim / 2});            // (g, g, dim/2), column index
   auto table = torch::cat({cols, rows}, 2).reshape({grid * grid, dim});   // (g*g, d)
-  if (with_cls) table = torch::cat({torch::zeros({1, dim}, torch::kDouble), table}, 0);
+  if (prefix > 0) table = torch::cat({torch::zeros({prefix, dim}, torch::kDouble), table}, 0);
   return table.unsqueeze(0).to(torch::kFloat);                            // (1, N_tokens, d)
 }
 
@@ -110,14 +110,15 @@ torch::Tensor resample_pos_embed(const torch::Tensor& pos, int64_t prefix, int64
 ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
   c.validate();
   patch_embed = register_module("patch_embed", PatchEmbed(c));
-  const bool cls = c.has_class_token();
-  if (cls) cls_token = register_parameter("cls_token", torch::randn({1, 1, c.dim}) * 1e-6);
+  if (c.has_class_token()) cls_token = register_parameter("cls_token", torch::randn({1, 1, c.dim}) * 1e-6);
+  if (c.dist_token) dist_token = register_parameter("dist_token", torch::randn({1, 1, c.dim}) * 0.02);
+  if (c.reg_tokens > 0) reg_token = register_parameter("reg_token", torch::randn({1, c.reg_tokens, c.dim}) * 1e-6);
   if (c.pos == "learned")
-    pos_embed = register_parameter("pos_embed", torch::randn({1, c.num_tokens(), c.dim}) * 0.02);
+    pos_embed = register_parameter("pos_embed", torch::randn({1, c.pos_tokens(), c.dim}) * 0.02);
   else if (c.pos == "sincos")
-    pos_embed = register_buffer("pos_embed", sincos_2d(c.grid(), c.dim, cls));
+    pos_embed = register_buffer("pos_embed", sincos_2d(c.grid(), c.dim, c.pos_tokens() - c.num_patches()));
   else if (c.pos == "rope")
-    rope = std::make_shared<Rope2d>(c.grid(), c.grid(), cls ? 1 : 0, c.rope_theta);
+    rope = std::make_shared<Rope2d>(c.grid(), c.grid(), c.num_prefix_tokens(), c.rope_theta);
   pos_drop = register_module("pos_drop", torch::nn::Dropout(c.drop_rate));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int i = 0; i < c.depth; ++i)
@@ -126,6 +127,7 @@ ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
   if (c.fc_norm) fc_norm = register_module("fc_norm", final_norm);
   else norm = register_module("norm", final_norm);
   head = register_module("head", Linear(c.dim, c.num_classes));
+  if (c.dist_head) head_dist = register_module("head_dist", Linear(c.dim, c.num_classes));
 
   // timm's ViT init: truncated-normal(0.02) linear weights (the truncation at +-2 is inert at
   // this std), zero biases; the patch projection keeps its fan-in init.
@@ -142,14 +144,27 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == cfg.in_chans && x.size(2) == cfg.image_size && x.size(3) == cfg.image_size,
               "ViT expects (B, ", cfg.in_chans, ", ", cfg.image_size, ", ", cfg.image_size, ") input, got ", x.sizes());
   auto t = patch_embed(x);  // (B, N, d)
-  if (cls_token.defined()) t = torch::cat({cls_token.expand({t.size(0), 1, cfg.dim}), t}, 1);  // (B, 1+N, d)
+  torch::Tensor pos = pos_embed;
+  if (cfg.no_embed_class && pos.defined()) {  // the patches' positions before the prefix joins (timm)
+    t = t + pos;
+    pos = torch::Tensor();
+  }
+  const int64_t B = t.size(0);
+  std::vector<torch::Tensor> parts;  // [class, distillation, registers,] patches
+  if (cls_token.defined()) parts.push_back(cls_token.expand({B, 1, cfg.dim}));
+  if (dist_token.defined()) parts.push_back(dist_token.expand({B, 1, cfg.dim}));
+  if (reg_token.defined()) parts.push_back(reg_token.expand({B, cfg.reg_tokens, cfg.dim}));
+  if (!parts.empty()) {
+    parts.push_back(t);
+    t = torch::cat(parts, 1);  // (B, prefix + N, d)
+  }
   auto* first = blocks->size() ? blocks[0]->as<Block>() : nullptr;
   torch::Tensor t_norm;
-  if (first && pos_embed.defined() && (pos_drop->options.p() == 0 || !is_training())) {
+  if (first && pos.defined() && (pos_drop->options.p() == 0 || !is_training())) {
     // The position add and the first norm1 as one add_norm, like every later residual add.
-    std::tie(t, t_norm) = add_norm(t, pos_embed, first->norm1, first->attn->reads_input_through_linear());
+    std::tie(t, t_norm) = add_norm(t, pos, first->norm1, first->attn->reads_input_through_linear());
   } else {
-    if (pos_embed.defined()) t = t + pos_embed;
+    if (pos.defined()) t = t + pos;
     t = pos_drop(t);
     if (!first) return norm ? norm(t) : t;
     t_norm = first->norm1(t);
@@ -168,9 +183,16 @@ torch::Tensor ViTImpl::forward_features(const torch::Tensor& x) {
 torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
   LentBf16Weights bf16_weights(*this, x);  // every Linear's bf16 weights in one cast (layers/linear.h)
   auto t = forward_features(x);                                               // (B, N_tokens, d)
-  const int64_t prefix = cfg.has_class_token() ? 1 : 0;  // "mean" averages the patch tokens only
-  auto pooled = cfg.pool == "cls" ? t.select(1, 0) : t.narrow(1, prefix, t.size(1) - prefix).mean(1);  // (B, d)
+  torch::Tensor pooled;                                                       // (B, d)
+  if (cfg.pool == "cls") {
+    pooled = t.select(1, 0);
+  } else {  // "mean" and "avgmax" pool the patch tokens only
+    const int64_t prefix = cfg.num_prefix_tokens();
+    auto patches = t.narrow(1, prefix, t.size(1) - prefix);                   // (B, N, d)
+    pooled = cfg.pool == "mean" ? patches.mean(1) : 0.5 * (patches.amax(1) + patches.mean(1));
+  }
   if (fc_norm) pooled = fc_norm(pooled);
+  if (head_dist) return (head(pooled) + head_dist(t.select(1, 1))) / 2;       // DeiT: both heads, averaged
   return head(pooled);                                                        // (B, classes)
 }
 

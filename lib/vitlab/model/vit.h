@@ -57,25 +57,30 @@ TORCH_MODULE(Block);
 class ViTImpl : public torch::nn::Module {
  public:
   explicit ViTImpl(const ModelConfig& c);
-  // (B, C, H, W) -> (B, N_tokens, d), after the final norm unless model.fc_norm (as timm)
+  // (B, C, H, W) -> (B, N_tokens, d): the class, distillation and register tokens, then the
+  // patches; after the final norm unless model.fc_norm (as timm)
   torch::Tensor forward_features(const torch::Tensor& x);
   torch::Tensor forward(const torch::Tensor& x);           // (B, C, H, W) -> (B, classes)
 
   ModelConfig cfg;
   PatchEmbed patch_embed{nullptr};
   torch::Tensor cls_token;  // (1, 1, d), only with a class token (pool "cls", or model.class_token)
-  torch::Tensor pos_embed;  // (1, N_tokens, d): a parameter ("learned") or a buffer ("sincos")
+  torch::Tensor dist_token;  // (1, 1, d), only with model.dist_token
+  torch::Tensor reg_token;   // (1, R, d), only with model.reg_tokens = R > 0
+  torch::Tensor pos_embed;  // (1, pos_tokens, d): a parameter ("learned") or a buffer ("sincos")
   torch::nn::Dropout pos_drop{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::LayerNorm norm{nullptr};     // on every token, or
   torch::nn::LayerNorm fc_norm{nullptr};  // on the pooled token (model.fc_norm)
   Linear head{nullptr};
+  Linear head_dist{nullptr};  // only with model.dist_head
   std::shared_ptr<Rope2d> rope;  // with pos "rope": the rotation every block applies
 };
 TORCH_MODULE(ViT);
 
-// 2-D sin-cos position table (MAE / timm): half the width encodes the row, half the column.
-torch::Tensor sincos_2d(int64_t grid, int64_t dim, bool with_cls);
+// 2-D sin-cos position table (MAE / timm): half the width encodes the row, half the column;
+// `prefix` zero rows first (the class token's, ...).
+torch::Tensor sincos_2d(int64_t grid, int64_t dim, int64_t prefix);
 
 // The side g of a g x g grid of n tokens, or 0 when n is not a square.
 int64_t square_grid_side(int64_t n);

@@ -82,11 +82,12 @@ void load_weights(ViT& model, const std::string& path, bool fine_tune) {
     // A model built for another image size (fine-tuning or evaluating at a new resolution):
     // a learned position table is resampled as timm does; a sin-cos one is the model's own.
     if (name == "pos_embed" && value.sizes() != t.sizes() && value.dim() == 3 && value.size(2) == t.size(2)) {
-      const int64_t prefix = model->cfg.has_class_token() ? 1 : 0;
+      const int64_t prefix = model->cfg.pos_tokens() - model->cfg.num_patches();  // rows before the grid
       if (model->cfg.pos == "sincos") value = t;
       else if (square_grid_side(value.size(1) - prefix) > 0) value = resample_pos_embed(value, prefix, model->cfg.grid());
     }
-    if (fine_tune && name.rfind("head.", 0) == 0 && value.sizes() != t.sizes()) value = t;
+    if (fine_tune && (name.rfind("head.", 0) == 0 || name.rfind("head_dist.", 0) == 0) && value.sizes() != t.sizes())
+      value = t;
     // A gray image x through the summed kernel is the RGB kernel on (x, x, x).
     if (fine_tune && name == "patch_embed.proj.weight" && value.dim() == 4 && value.size(1) == 3 && t.size(1) == 1)
       value = value.to(torch::kFloat).sum(1, /*keepdim=*/true);  // (d, 3, p, p) -> (d, 1, p, p)
