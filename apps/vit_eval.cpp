@@ -9,6 +9,7 @@
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/hf.h"
 #include "vitlab/io/timm.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
@@ -24,13 +25,14 @@ int main(int argc, char** argv) {
   int threads = 0, batch = 500, image_size = 0;
   double crop_pct = -1;
   bool cuda_graph = false;
-  app.add_option("--checkpoint", checkpoint, "Checkpoint directory (vitlab's, or timm's: model.safetensors + timm's "
-                                             "config.json), or its model.safetensors")->required();
+  app.add_option("--checkpoint", checkpoint, "Checkpoint directory (vitlab's; timm's: model.safetensors + timm's "
+                                             "config.json; transformers': + preprocessor_config.json), or its "
+                                             "model.safetensors")->required();
   app.add_option("--timm-config", timm_config,
                  "timm's config.json for a --checkpoint without one beside it (architecture, model_args, "
                  "pretrained_cfg)")->check(CLI::ExistingFile);
-  app.add_option("--data", data, "Dataset spec (default: the run's own, else fashion-mnist; a timm checkpoint "
-                                 "needs one, e.g. folder:DIR)");
+  app.add_option("--data", data, "Dataset spec (default: the run's own, else fashion-mnist; a timm or "
+                                 "transformers checkpoint needs one, e.g. folder:DIR)");
   app.add_option("--class-map", class_map, "Class names of the checkpoint's outputs, one a line (timm's class map): "
                                            "an image folder's class folders are matched to them by name (default: "
                                            "the checkpoint's label_names)");
@@ -70,7 +72,8 @@ int main(int argc, char** argv) {
       config_path = vitlab::join_path(found, "config.json");
     }
     const vitlab::json config_json = vitlab::read_json_file(config_path);
-    const bool timm = vitlab::is_timm_config(config_json);
+    const bool timm = vitlab::is_timm_config(config_json), hf = vitlab::is_hf_config(config_json);
+    const bool pretrained = timm || hf;  // a hub checkpoint: no vitlab run behind it
     vitlab::ModelConfig mc = vitlab::checkpoint_config_from_json(config_json, config_path);
     if (image_size > 0) {
       mc.image_size = image_size;
@@ -91,16 +94,20 @@ int main(int argc, char** argv) {
     // The run's own data settings (same validation split) when the checkpoint sits in a run dir.
     vitlab::DataConfig dc;
     const std::string run_config = vitlab::join_path(vitlab::parent_path(ck), "run_config.json");
-    if (!timm && vitlab::path_exists(run_config)) dc = vitlab::run_from_json(vitlab::read_json_file(run_config)).data;
+    if (!pretrained && vitlab::path_exists(run_config)) dc = vitlab::run_from_json(vitlab::read_json_file(run_config)).data;
     if (!data.empty()) dc.spec = data;
-    else if (timm) vitlab::fail("--data: a timm checkpoint needs the data to evaluate on, e.g. --data folder:DIR");
-    if (timm) {  // no run behind it, so no held-out part of the training split either
-      dc.val_size = 0;
-      vitlab::apply_timm_eval_transform(config_json, config_path, dc);
+    else if (pretrained)
+      vitlab::fail("--data: a ", timm ? "timm" : "transformers", " checkpoint needs the data to evaluate on, e.g. --data folder:DIR");
+    if (pretrained) dc.val_size = 0;  // no run behind it, so no held-out part of the training split either
+    if (timm) vitlab::apply_timm_eval_transform(config_json, config_path, dc);
+    if (hf) {  // the image processor beside it, or ViTImageProcessor's defaults
+      const std::string dir = vitlab::parent_path(config_path);
+      vitlab::apply_hf_eval_transform(vitlab::hf_preprocessor(dir), mc,
+                                      vitlab::join_path(dir, "preprocessor_config.json"), dc);
     }
     if (crop_pct >= 0) dc.crop_pct = crop_pct;
     if (!interpolation.empty()) dc.interpolation = interpolation;
-    if (timm || image_size > 0 || dc.crop_pct > 0) dc.image_size = mc.image_size;
+    if (pretrained || image_size > 0 || dc.crop_pct > 0) dc.image_size = mc.image_size;
     vitlab::Splits splits = vitlab::load_data(dc, &mc);
     vitlab::check_data_fits_model(splits, model->cfg);
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
@@ -111,6 +118,7 @@ int main(int argc, char** argv) {
     data_record["spec"] = dc.spec;
     if (dc.image_size > 0) {
       data_record["crop_pct"] = dc.crop_pct;
+      if (dc.crop_mode != "center") data_record["crop_mode"] = dc.crop_mode;
       data_record["interpolation"] = dc.interpolation;
     }
     vitlab::json record{{"schema", "vitlab.eval/1"}, {"created", vitlab::utc_timestamp()},

@@ -16,6 +16,9 @@
 
 using namespace vitlab;
 using vitlab::test::error_of;
+using vitlab::test::expected_of;
+using vitlab::test::fixture_dirs;
+using vitlab::test::relative_error;
 using vitlab::test::TempDir;
 using vitlab::test::write_file;
 
@@ -131,22 +134,10 @@ TEST(Timm, CheckpointInTimmsLayoutLoads) {
 // another size through timm's checkpoint filter (position embeddings resampled). The tiny set
 // is committed; $VITLAB_TIMM_PARITY_DIR adds more (the large set, on the GPU machine).
 std::vector<std::string> parity_fixtures() {
-  std::vector<std::string> roots{std::string(VITLAB_FIXTURES) + "/timm"}, dirs;
-  if (const char* extra = std::getenv("VITLAB_TIMM_PARITY_DIR")) roots.emplace_back(extra);
-  for (const auto& root : roots)
-    for (const auto& name : is_directory(root) ? list_directory(root) : std::vector<std::string>{})
-      if (path_exists(join_path(join_path(root, name), "expected.safetensors"))) dirs.push_back(join_path(root, name));
+  auto dirs = fixture_dirs(std::string(VITLAB_FIXTURES) + "/timm");
+  if (const char* extra = std::getenv("VITLAB_TIMM_PARITY_DIR"))
+    for (const auto& d : fixture_dirs(extra)) dirs.push_back(d);
   return dirs;
-}
-
-std::map<std::string, torch::Tensor> expected_of(const std::string& dir) {
-  auto file = load_safetensors(join_path(dir, "expected.safetensors"));
-  return {file.begin(), file.end()};
-}
-
-// max |a - b| / max |b|: the relative error the "1e-4 relative" means.
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return ((a.to(torch::kDouble).cpu() - b).abs().max() / b.abs().max()).item<double>();
 }
 
 // vitlab's logits against timm's for the fixture's inputs at each stored size, on `device`:

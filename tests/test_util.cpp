@@ -45,6 +45,22 @@ void expect_one_line_error(const Output& o, const std::string& app, const std::s
   EXPECT_NE(o.text.find(what), std::string::npos) << o.text;
 }
 
+std::vector<std::string> fixture_dirs(const std::string& root) {
+  std::vector<std::string> dirs;
+  for (const auto& name : is_directory(root) ? list_directory(root) : std::vector<std::string>{})
+    if (path_exists(join_path(join_path(root, name), "expected.safetensors"))) dirs.push_back(join_path(root, name));
+  return dirs;
+}
+
+std::map<std::string, torch::Tensor> expected_of(const std::string& dir) {
+  auto file = load_safetensors(join_path(dir, "expected.safetensors"));
+  return {file.begin(), file.end()};
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  return ((a.to(torch::kDouble).cpu() - b).abs().max() / b.abs().max()).item<double>();
+}
+
 void write_file(const std::string& path, const std::string& bytes) {
   std::ofstream(path, std::ios::binary) << bytes;
 }

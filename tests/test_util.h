@@ -1,6 +1,9 @@
 #pragma once
 // Helpers shared by the tests: scratch directories and running the apps as a user would.
+#include <torch/torch.h>
+
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,13 @@ bool kill_train_when(const std::vector<std::string>& args, const std::string& pa
 
 // The message of the vitlab::Error that `f` throws, or "" when it throws none.
 std::string error_of(const std::function<void()>& f);
+
+// Parity fixtures (experiments/*_parity/make_fixtures.py): the case folders under `root` that
+// hold an expected.safetensors, and that file's tensors by name.
+std::vector<std::string> fixture_dirs(const std::string& root);
+std::map<std::string, torch::Tensor> expected_of(const std::string& dir);
+// max |a - b| / max |b|: the relative error of the parity checks ("within 1e-4 relative").
+double relative_error(const torch::Tensor& a, const torch::Tensor& b);
 
 // A free TCP port on the loopback interface (MASTER_PORT for several processes).
 int free_port();

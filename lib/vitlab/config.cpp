@@ -178,6 +178,7 @@ void DataConfig::validate() const {
   check(crop_pct >= 0 && crop_pct <= 1, "data.crop_pct", "must be in (0, 1], or 0 (no crop)");
   check(crop_pct == 0 || image_size > 0 || spec.rfind("folder:", 0) == 0, "data.crop_pct",
         "needs data.image_size (an image folder takes the model's)");
+  check(one_of(crop_mode, {"center", "squash"}), "data.crop_mode", "'" + crop_mode + "' is not one of center, squash");
   check(interpolation == "bilinear" || interpolation == "bicubic", "data.interpolation",
         "must be \"bilinear\" or \"bicubic\", got \"" + interpolation + "\"");
   check(channels == 0 || channels == 1 || channels == 3, "data.channels", "must be 0, 1 or 3");
@@ -267,6 +268,7 @@ json to_json(const DataConfig& c) {
                         {"image_size", s.image_size}, {"channels", s.channels}, {"seed", s.seed}}}};
   // Written only when set, so the records of earlier runs still match on --resume.
   if (c.crop_pct > 0) j["crop_pct"] = c.crop_pct;
+  if (c.crop_mode != "center") j["crop_mode"] = c.crop_mode;
   if (c.interpolation != "bilinear") j["interpolation"] = c.interpolation;
   if (c.val_seed != 0) j["val_seed"] = c.val_seed;
   if (c.skip_bad_images) j["skip_bad_images"] = true;
@@ -382,6 +384,7 @@ DataConfig data_from_json(const json& j, const std::string& path) {
   f.get("decode", c.decode);
   f.get("image_size", c.image_size);
   f.get("crop_pct", c.crop_pct);
+  f.get("crop_mode", c.crop_mode);
   f.get("interpolation", c.interpolation);
   f.get("channels", c.channels);
   f.get("workers", c.workers);

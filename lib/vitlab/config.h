@@ -89,11 +89,13 @@ struct DataConfig {
   double val_size = 0.1;
   int val_seed = 0;     // the hold-out's seed (apart from train.seed, so seeds share one split)
   int image_size = 0;   // resize every image to this square size (0: keep the data's size)
-  // With image_size: timm's evaluation transform. crop_pct > 0 resizes the shorter side to
-  // floor(image_size / crop_pct) and takes the centre image_size x image_size crop; 0 resizes
+  // With image_size: timm's evaluation transform. crop_pct > 0 resizes to
+  // floor(image_size / crop_pct), the shorter side (crop_mode "center") or both sides ("squash",
+  // as transformers' processors do), and takes the centre image_size x image_size crop; 0 resizes
   // the whole image to image_size x image_size. interpolation: "bilinear" or "bicubic"
   // (antialiased, as PIL resizes).
   double crop_pct = 0.0;
+  std::string crop_mode = "center";
   std::string interpolation = "bilinear";
   int channels = 0;     // image folders: decode to 1 (L) or 3 (RGB) channels (0: the model's in_chans)
   int workers = 0;      // image-folder decoding threads (0: all cores)

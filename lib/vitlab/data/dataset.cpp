@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "vitlab/data/holdout.h"
+#include "vitlab/data/transform.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 
@@ -42,17 +43,11 @@ json Splits::describe() const {
 }
 
 torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double crop_pct,
-                            const std::string& interpolation) {
+                            const std::string& interpolation, const std::string& crop_mode) {
   namespace F = torch::nn::functional;
   const int64_t H = images.size(2), W = images.size(3);
-  int64_t rh = size, rw = size;  // the size of the resize before the crop
-  if (crop_pct > 0) {
-    // Python's math.floor(size / crop_pct), then int(short * long / short) for the longer side.
-    const auto scale = static_cast<int64_t>(std::floor(static_cast<double>(size) / crop_pct));
-    const auto other = static_cast<int64_t>(static_cast<double>(scale) * std::max(H, W) / std::min(H, W));
-    rh = H <= W ? scale : other;
-    rw = H <= W ? other : scale;
-  }
+  const EvalGeometry g = eval_geometry(static_cast<int>(H), static_cast<int>(W), static_cast<int>(size), crop_pct, crop_mode);
+  const int64_t rh = g.resize_h, rw = g.resize_w;  // the size of the resize before the crop
   torch::Tensor out = images;
   if (rh != H || rw != W) {
     out = torch::empty({images.size(0), images.size(1), rh, rw}, torch::kUInt8);
@@ -78,9 +73,7 @@ torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double cr
     }
   }
   if (rh == size && rw == size) return out;
-  // torchvision's CenterCrop: offsets int(round((H - size) / 2.0)), Python rounding half to even.
-  const auto top = static_cast<int64_t>(std::nearbyint((rh - size) / 2.0));
-  const auto left = static_cast<int64_t>(std::nearbyint((rw - size) / 2.0));
+  const int64_t top = g.crop.top, left = g.crop.left;
   return out.slice(2, top, top + size).slice(3, left, left + size).contiguous();  // (B, C, size, size)
 }
 
@@ -115,8 +108,8 @@ Splits load_data(const DataConfig& cfg, const ModelConfig* model) {
          "' (expected fashion-mnist, idx:PATH_PREFIX, cifar10:DIR, cifar100:DIR, folder:DIR or synthetic)");
   }
   if (cfg.image_size > 0 && !starts_with(spec, "folder:")) {  // image folders resize as they decode
-    s.train.images = resize_images(s.train.images, cfg.image_size, cfg.crop_pct, cfg.interpolation);
-    s.test.images = resize_images(s.test.images, cfg.image_size, cfg.crop_pct, cfg.interpolation);
+    s.train.images = resize_images(s.train.images, cfg.image_size, cfg.crop_pct, cfg.interpolation, cfg.crop_mode);
+    s.test.images = resize_images(s.test.images, cfg.image_size, cfg.crop_pct, cfg.interpolation, cfg.crop_mode);
   }
   if (cfg.val_size > 0 && s.train.size() > 0) {
     const HoldOut h = stratified_holdout(s.train.labels, cfg.val_size, static_cast<uint64_t>(cfg.val_seed));

@@ -15,12 +15,13 @@
 namespace vitlab {
 
 // A streamed split's files and how each becomes a (channels, size, size) uint8 image when it is
-// not augmented: resize_images' geometry (crop_pct), PIL's filter (interpolation).
+// not augmented: resize_images' geometry (crop_pct, crop_mode), PIL's filter (interpolation).
 struct ImageFiles {
   std::vector<std::string> paths;
   int channels = 3;  // 1: L (luma), 3: RGB
   int size = 0;
   double crop_pct = 0.0;
+  std::string crop_mode = "center";
   std::string interpolation = "bilinear";
   bool skip_bad = false;  // data.skip_bad_images
   int workers = 0;        // decode threads (0: all cores)
@@ -90,9 +91,10 @@ Splits make_synthetic(const SyntheticConfig& cfg);
 // Resizes uint8 images (B, C, H, W) to (B, C, size, size). crop_pct 0: the whole image
 // (bilinear antialiased when shrinking, or bicubic antialiased as PIL). crop_pct > 0: timm's
 // evaluation transform (torchvision Resize(int) then CenterCrop): the shorter side to
-// floor(size / crop_pct), the longer in proportion, then the centre size x size crop.
+// floor(size / crop_pct), the longer in proportion (crop_mode "squash": both sides to it), then
+// the centre size x size crop (data/transform.h: eval_geometry).
 torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double crop_pct = 0.0,
-                            const std::string& interpolation = "bilinear");
+                            const std::string& interpolation = "bilinear", const std::string& crop_mode = "center");
 
 // Fails with a message naming the data and the model settings to change when they disagree.
 void check_data_fits_model(const Splits& data, const ModelConfig& model);

@@ -82,6 +82,7 @@ Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int chan
   spec.channels = channels;
   spec.size = size;
   spec.crop_pct = cfg.crop_pct;
+  spec.crop_mode = cfg.crop_mode;
   spec.interpolation = cfg.interpolation;
   spec.skip_bad = cfg.skip_bad_images;
   spec.workers = cfg.workers;

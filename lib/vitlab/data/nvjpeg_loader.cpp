@@ -279,7 +279,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
         const CropBox box = random_resized_crop_box(h, w, opt_.augment->scale, opt_.augment->ratio, rng);
         j.y0 = box.top, j.x0 = box.left, j.h = box.height, j.w = box.width, j.rh = S, j.rw = S, j.top = 0, j.left = 0;
       } else {
-        const EvalGeometry g = eval_geometry(h, w, S, f.crop_pct);
+        const EvalGeometry g = eval_geometry(h, w, S, f.crop_pct, f.crop_mode);
         j.y0 = 0, j.x0 = 0, j.h = h, j.w = w, j.rh = g.resize_h, j.rw = g.resize_w, j.top = g.crop.top, j.left = g.crop.left;
       }
       s.labels[r] = labels_[index];

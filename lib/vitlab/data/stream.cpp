@@ -84,7 +84,7 @@ bool StreamLoader::decode_transformed(int64_t index, uint8_t* out, std::string& 
     src = resized.data();
     stride = static_cast<int64_t>(S) * C;
   } else {
-    const EvalGeometry g = eval_geometry(h, w, S, f.crop_pct);
+    const EvalGeometry g = eval_geometry(h, w, S, f.crop_pct, f.crop_mode);
     if (g.resize_h != h || g.resize_w != w) {
       pil_resize(img, g.resize_h, g.resize_w, f.interpolation == "bicubic", resized);
       src = resized.data();

@@ -162,12 +162,13 @@ CropBox random_resized_crop_box(int h, int w, const std::vector<double>& scale, 
   return {(h - chh) / 2, (w - cw) / 2, chh, cw};
 }
 
-EvalGeometry eval_geometry(int h, int w, int size, double crop_pct) {
+EvalGeometry eval_geometry(int h, int w, int size, double crop_pct, const std::string& crop_mode) {
   if (crop_pct <= 0) return {size, size, {0, 0, size, size}};
   // torchvision's Resize(int): the shorter side to floor(size / crop_pct), the longer to
-  // int(that * long / short); CenterCrop's offsets round((H - size) / 2) half to even.
+  // int(that * long / short); timm's "squash": both sides to it. CenterCrop's offsets
+  // round((H - size) / 2) half to even.
   const int s = static_cast<int>(std::floor(static_cast<double>(size) / crop_pct));
-  const int other = static_cast<int>(static_cast<double>(s) * std::max(h, w) / std::min(h, w));
+  const int other = crop_mode == "squash" ? s : static_cast<int>(static_cast<double>(s) * std::max(h, w) / std::min(h, w));
   const int rh = h <= w ? s : other, rw = h <= w ? other : s;
   const int top = static_cast<int>(std::nearbyint((rh - size) / 2.0));
   const int left = static_cast<int>(std::nearbyint((rw - size) / 2.0));

@@ -35,14 +35,14 @@ CropBox random_resized_crop_box(int h, int w, const std::vector<double>& scale, 
                                 std::mt19937_64& rng);
 
 // The evaluation geometry of resize_images (dataset.h): crop_pct > 0 resizes the shorter side to
-// floor(size / crop_pct), the longer in proportion, then takes the centre size x size crop;
-// crop_pct 0 resizes the whole image to size x size. Returns the resize's (height, width) and
-// the crop within it.
+// floor(size / crop_pct), the longer in proportion (crop_mode "center"), or both sides to it
+// ("squash"), then takes the centre size x size crop; crop_pct 0 resizes the whole image to
+// size x size. Returns the resize's (height, width) and the crop within it.
 struct EvalGeometry {
   int resize_h, resize_w;
   CropBox crop;
 };
-EvalGeometry eval_geometry(int h, int w, int size, double crop_pct);
+EvalGeometry eval_geometry(int h, int w, int size, double crop_pct, const std::string& crop_mode = "center");
 
 // ITU-R 601-2 luma with PIL's rounding (Image.convert("L")), from BGR or RGB pixels.
 void to_luma(const Image8& in, bool bgr, std::vector<uint8_t>& out);

@@ -129,8 +129,11 @@ void apply_timm_eval_transform(const json& j, const std::string& where, DataConf
       fail(where, ": pretrained_cfg.interpolation: ", v->dump(), " is not supported (bicubic, bilinear)");
     data.interpolation = v->get<std::string>();
   }
-  if (const auto v = pc->find("crop_mode"); v != pc->end() && !v->is_null() && *v != "center")
-    fail(where, ": pretrained_cfg.crop_mode: ", v->dump(), " is not supported (center)");
+  if (const auto v = pc->find("crop_mode"); v != pc->end() && !v->is_null()) {
+    if (*v != "center" && *v != "squash")
+      fail(where, ": pretrained_cfg.crop_mode: ", v->dump(), " is not supported (center, squash)");
+    data.crop_mode = v->get<std::string>();
+  }
 }
 
 json timm_config_from_model(const ModelConfig& c) {

@@ -22,7 +22,8 @@ bool is_timm_config(const json& j);
 ModelConfig model_from_timm_config(const json& j, const std::string& where);
 
 // timm's evaluation preprocessing from pretrained_cfg: data.crop_pct and data.interpolation
-// (timm's ViT defaults, 0.9 and bicubic, where the config is silent). Only crop_mode "center".
+// (timm's ViT defaults, 0.9 and bicubic, where the config is silent) and data.crop_mode
+// ("center" or "squash"; timm's "border" is refused).
 void apply_timm_eval_transform(const json& j, const std::string& where, DataConfig& data);
 
 // The config.json timm writes beside a hub model.safetensors, for a vitlab ViT that timm's

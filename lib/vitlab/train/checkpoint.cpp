@@ -2,6 +2,7 @@
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/hf.h"
 #include "vitlab/io/timm.h"
 
 namespace vitlab {
@@ -56,8 +57,14 @@ std::string find_checkpoint(const std::string& dir) {
   return "";
 }
 
+json hf_preprocessor(const std::string& dir) {
+  const std::string path = join_path(dir, "preprocessor_config.json");
+  return path_exists(path) ? read_json_file(path) : json();
+}
+
 ModelConfig checkpoint_config_from_json(const json& j, const std::string& path) {
   if (is_timm_config(j)) return model_from_timm_config(j, path);  // a timm checkpoint from the hub
+  if (is_hf_config(j)) return model_from_hf_config(j, hf_preprocessor(parent_path(path)), path);  // transformers
   try {
     return model_from_json(j, "model");
   } catch (const Error& e) {
@@ -74,6 +81,9 @@ ModelConfig read_checkpoint_config(const std::string& dir) {
 void load_weights(ViT& model, const std::string& path, bool fine_tune) {
   auto file = load_safetensors(path);
   std::map<std::string, torch::Tensor> by_name(file.begin(), file.end());
+  // Beside a transformers config.json the names are transformers' (io/hf.h).
+  const std::string beside = join_path(parent_path(path), "config.json");
+  if (path_exists(beside) && is_hf_config(read_json_file(beside))) by_name = tensors_from_hf(by_name, model->cfg, path);
   torch::NoGradGuard no_grad;
   for (auto& [name, t] : model_tensors(model)) {
     auto it = by_name.find(name);

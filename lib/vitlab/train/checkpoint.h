@@ -27,11 +27,15 @@ void save_timm_checkpoint(const std::string& dir, ViT& model);
 // previous one (`dir`.old) when a crash hit between the two renames of save_checkpoint.
 std::string find_checkpoint(const std::string& dir);
 
-// A checkpoint's config.json, vitlab's ModelConfig or timm's hub config; errors name `path`.
+// A checkpoint's config.json, vitlab's ModelConfig, timm's hub config or a transformers config
+// (with the preprocessor_config.json beside it); errors name `path`.
 ModelConfig checkpoint_config_from_json(const json& j, const std::string& path);
+// A transformers checkpoint's preprocessor_config.json in `dir`, or null where it has none.
+json hf_preprocessor(const std::string& dir);
 ModelConfig read_checkpoint_config(const std::string& dir);
 // Copies the file's tensors into the model; every name and shape must match, the first
-// mismatch is an Error naming the file and the tensor. The one exception: a model built for
+// mismatch is an Error naming the file and the tensor (beside a transformers config.json, the
+// file's names are transformers', mapped by io/hf.h). The one exception: a model built for
 // another image size gets the file's learned position table resampled to its grid (timm's
 // bicubic resampling; a sin-cos table is recomputed, so the model's own is kept). With
 // `fine_tune`, as timm adapts pretrained weights: a classifier (head.*) of another number of
