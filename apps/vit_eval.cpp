@@ -11,6 +11,7 @@
 #include "vitlab/io/files.h"
 #include "vitlab/io/hf.h"
 #include "vitlab/io/timm.h"
+#include "vitlab/results/predictions.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
 #include "vitlab/train/cuda_graph.h"
@@ -45,6 +46,12 @@ int main(int argc, char** argv) {
   app.add_option("--interpolation", interpolation, "bilinear or bicubic (default: timm's pretrained_cfg, else "
                                                    "bilinear)")->check(CLI::IsMember({"bilinear", "bicubic"}));
   app.add_option("--out", out, "Write the JSON here (default: print it)");
+  std::string predictions;
+  int64_t topk = 5;
+  app.add_option("--predictions", predictions,
+                 "Also write every image's answer here: its name, label, top classes with names and probabilities "
+                 "(JSON when FILE ends in .json, else CSV)");
+  app.add_option("--topk", topk, "Classes per image in --predictions")->check(vitlab::cli::integer(1));
   app.add_option("--batch-size", batch, "Evaluation batch size")->check(vitlab::cli::integer(1));
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N");
@@ -113,7 +120,19 @@ int main(int argc, char** argv) {
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");
     const bool bf16 = vitlab::uses_bf16(precision, dev);
-    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, cuda_graph, dp.get());
+    if (!predictions.empty() && dp) vitlab::fail("--predictions: one process writes them; run vit_eval without WORLD_SIZE");
+    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, cuda_graph, dp.get(),
+                              predictions.empty() ? 0 : topk);
+    if (!predictions.empty()) {  // rows named by file, or by their index in the split
+      if (r.skipped > 0)
+        vitlab::fail("--predictions: ", r.skipped, " images could not be decoded and their rows cannot be named; ",
+                     "evaluate without data.skip_bad_images to find them");
+      std::vector<std::string> names;
+      if (d.streamed()) names = d.files->paths;
+      else
+        for (int64_t i = 0; i < d.size(); ++i) names.push_back("#" + std::to_string(i));
+      vitlab::write_predictions(predictions, r, names, model->cfg.label_names);
+    }
     vitlab::json data_record = splits.describe();
     data_record["spec"] = dc.spec;
     if (dc.image_size > 0) {
@@ -126,6 +145,7 @@ int main(int argc, char** argv) {
                         {"host", vitlab::host_record(dev, n_threads)}, {"data", data_record},
                         {"split", split}, {"precision", bf16 ? "bf16" : "fp32"}, {"metrics", r.to_json(true)}};
     if (dp) record["distributed"] = vitlab::json{{"world_size", dp->world()}, {"backend", dp->backend()}};
+    if (!predictions.empty()) record["predictions"] = predictions;
     if (dist.rank != 0) {
       dp->barrier();  // rank 0 writes
       return 0;

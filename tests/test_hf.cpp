@@ -6,6 +6,7 @@
 
 #include <map>
 #include <set>
+#include <sstream>
 
 #include "test_util.h"
 #include "vitlab/data/dataset.h"
@@ -163,3 +164,62 @@ TEST(Hf, WhatVitlabCannotHoldIsNamed) {
   save_safetensors(dir / "model.safetensors", {{"vit.embeddings.cls_token", torch::zeros({1, 1, 32})}});
   EXPECT_NE(error_of([&] { load_model(dir.path); }).find("model.safetensors: missing tensor"), std::string::npos);
 }
+
+#ifdef VITLAB_HAVE_OPENCV
+// vit_eval --predictions on a transformers checkpoint and a folder named by its classes: every
+// image's row in the folder's order, its label by name, the top classes with the probabilities
+// the model gives the images vitlab's transform makes (checked here in-process), CSV and JSON
+// agreeing, and the top-1 column agreeing with the reported accuracy.
+TEST(HfParity, EvalWritesEveryImagesPrediction) {
+  const std::string ck = std::string(VITLAB_FIXTURES) + "/hf/deit_teacher_f32";
+  TempDir dir;
+  const char* where[] = {"class_0/a.png", "class_3/b.png", "class_3/c.png"};
+  for (int i = 0; i < 3; ++i) {
+    make_directories(parent_path(dir / where[i]));
+    write_file(dir / where[i], read_text(join_path(ck, "images/x/" + std::to_string(i) + ".png")));
+  }
+  const std::string eval = std::string(VIT_EVAL) + " --checkpoint " + ck + " --data folder:" + dir.path +
+                           " --device cpu --topk 2 --out " + dir / "e.json --predictions ";
+  auto out = vitlab::test::run(eval + dir / "p.csv");
+  ASSERT_EQ(out.status, 0) << out.text;
+  ASSERT_EQ(vitlab::test::run(eval + dir / "p.json").status, 0);
+  std::vector<std::vector<std::string>> rows;
+  std::istringstream csv(read_text(dir / "p.csv"));
+  for (std::string line; std::getline(csv, line);) {
+    rows.emplace_back();
+    std::istringstream fields(line);
+    for (std::string f; std::getline(fields, f, ',');) rows.back().push_back(f);
+  }
+  ASSERT_EQ(rows.size(), 4u);
+  EXPECT_EQ(rows[0], (std::vector<std::string>{"image", "label", "label_name", "class_1", "name_1", "prob_1", "class_2",
+                                               "name_2", "prob_2"}));
+  // The model's own answer on vitlab's transform of the same folder.
+  const ModelConfig m = read_checkpoint_config(ck);
+  DataConfig dc;
+  dc.spec = "folder:" + dir.path, dc.val_size = 0, dc.image_size = m.image_size;
+  apply_hf_eval_transform(hf_preprocessor(ck), m, "preprocessor_config.json", dc);
+  Splits s = load_data(dc, &m);
+  ViT model = load_model(ck);
+  model->eval();
+  torch::NoGradGuard no_grad;
+  const auto probs = torch::softmax(model->forward(preprocess(decode_all(s.test).images, m)), 1);  // (3, 5)
+  const json js = read_json_file(dir / "p.json");
+  int hits = 0;
+  for (int i = 0; i < 3; ++i) {
+    const auto& r = rows[i + 1];
+    EXPECT_EQ(r[0], dir / where[i]);
+    EXPECT_EQ(r[2], i == 0 ? "class_0" : "class_3");
+    EXPECT_EQ(std::stoi(r[1]), i == 0 ? 0 : 3);
+    const auto [p, c] = probs[i].topk(2);
+    for (int j = 0; j < 2; ++j) {
+      EXPECT_EQ(std::stoi(r[3 + 3 * j]), c[j].item<int64_t>());
+      EXPECT_EQ(r[4 + 3 * j], "class_" + r[3 + 3 * j]);
+      EXPECT_NEAR(std::stod(r[5 + 3 * j]), p[j].item<double>(), 1e-5);
+      EXPECT_EQ(js[i]["top"][j]["class"], c[j].item<int64_t>());
+    }
+    EXPECT_EQ(js[i]["image"], r[0]);
+    hits += r[3] == r[1];
+  }
+  EXPECT_NEAR(read_json_file(dir / "e.json")["metrics"]["top1"].get<double>(), 100.0 * hits / 3, 1e-9);
+}
+#endif

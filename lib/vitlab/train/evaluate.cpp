@@ -9,7 +9,9 @@
 
 namespace vitlab {
 
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, bool cuda_graph, DataParallel* dp) {
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, bool cuda_graph, DataParallel* dp,
+                    int64_t predictions) {
+  TORCH_CHECK(!dp || predictions == 0, "evaluate: per-image predictions are one process's");
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
@@ -22,6 +24,7 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
   auto top1 = torch::zeros({}, opts.dtype(torch::kLong)), topk = torch::zeros({}, opts.dtype(torch::kLong));
   auto confusion = torch::zeros({classes * classes}, opts.dtype(torch::kLong));
   int64_t count = 0;
+  std::vector<torch::Tensor> labels, top_classes, top_probs;  // per batch, with predictions
 
   synchronize(device);
   auto start = std::chrono::steady_clock::now();
@@ -49,6 +52,10 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
     top1 += hit.select(1, 0).sum();
     topk += hit.any(1).sum();
     confusion += torch::bincount(b.labels * classes + pred.select(1, 0), {}, classes * classes);
+    if (predictions > 0) {
+      auto [p, c] = torch::softmax(logits, 1).topk(std::min(predictions, classes), 1);  // (b, k) each
+      labels.push_back(b.labels.cpu()), top_probs.push_back(p.cpu()), top_classes.push_back(c.cpu());
+    }
   }
   auto counts = torch::tensor({count, loader->skipped()}, torch::kLong).to(device);
   if (dp) {  // exact sums of counts; the loss's sum is a double
@@ -66,6 +73,8 @@ EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf
   r.top5 = 100.0 * topk.item<int64_t>() / total;
   r.confusion = confusion.view({classes, classes}).cpu();
   r.images_per_s = r.images / std::max(r.seconds, 1e-9);
+  if (predictions > 0 && !labels.empty())
+    r.labels = torch::cat(labels), r.top_classes = torch::cat(top_classes), r.top_probs = torch::cat(top_probs);
   if (was_training) model->train();
   return r;
 }

@@ -15,6 +15,9 @@ struct EvalResult {
   double loss = 0, top1 = 0, top5 = 0;  // accuracies in percent
   torch::Tensor confusion;              // (classes, classes) int64, rows = true class
   double seconds = 0, images_per_s = 0;
+  // With predictions requested, every evaluated image's answer in the data's order (on the CPU):
+  // its label (n), the top classes (n, k) and their softmax probabilities (n, k).
+  torch::Tensor labels, top_classes, top_probs;
   json to_json(bool detailed) const;    // detailed: per-class accuracy and the confusion matrix
 };
 
@@ -24,7 +27,8 @@ struct EvalResult {
 // forward pass (train/cuda_graph.h; only where cuda_graph_unsupported is empty). With `dp`,
 // every process evaluates a contiguous share of whole batches and the sums are reduced: every
 // process gets the one-process result (the loss up to the order of its sum).
+// `predictions` > 0 also keeps that many top classes of every image (one process only).
 EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16 = false, bool cuda_graph = false,
-                    DataParallel* dp = nullptr);
+                    DataParallel* dp = nullptr, int64_t predictions = 0);
 
 }  // namespace vitlab
