@@ -1,5 +1,5 @@
 // vit_convert: compress a trained MHA checkpoint into Tucker, GQA or MLA attention, or write it as a
-// timm checkpoint.
+// timm or Hugging Face transformers checkpoint.
 
 #include "vitlab/analysis/compress.h"
 #include "vitlab/app.h"
@@ -7,6 +7,7 @@
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/hf.h"
 #include "vitlab/io/timm.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/checkpoint.h"
@@ -16,13 +17,16 @@ int main(int argc, char** argv) {
   CLI::App app{"Convert an MHA checkpoint to tucker (truncated HOSVD of T_qk and T_ov, optional HOOI sweeps), gqa "
                "(key/value heads mean-pooled within groups) or mla (truncated SVD of the key/value map). Writes a "
                "checkpoint that vit_eval evaluates and vit_train --init-from fine-tunes, and DIR/conversion.json. "
-               "--to timm writes the model as a timm checkpoint (model.safetensors and timm's config.json)."};
+               "--to timm writes the model as a timm checkpoint (model.safetensors and timm's config.json), --to hf as a "
+               "Hugging Face transformers directory (model.safetensors, config.json, preprocessor_config.json)."};
   std::string checkpoint, to, ranks, out;
   int64_t kv_heads = 0, kv_rank = 0;
   double energy = 0;
   int hooi = 0, threads = 0;
   app.add_option("--checkpoint", checkpoint, "MHA checkpoint directory (or its model.safetensors)")->required();
-  app.add_option("--to", to, "tucker, gqa, mla or timm")->required()->check(CLI::IsMember({"tucker", "gqa", "mla", "timm"}));
+  app.add_option("--to", to, "tucker, gqa, mla, timm or hf")
+      ->required()
+      ->check(CLI::IsMember({"tucker", "gqa", "mla", "timm", "hf"}));
   app.add_option("--ranks", ranks, "tucker: JSON ranks, e.g. '{\"q\":24,\"k\":24,\"v\":24,\"o\":24}' "
                                    "(head_qk, head_ov default to the heads; q, k, v, o to d)");
   app.add_option("--kv-heads", kv_heads, "gqa: key/value heads (divides the heads)")->check(vitlab::cli::integer(1));
@@ -36,14 +40,20 @@ int main(int argc, char** argv) {
 
   return vitlab::run_app("vit_convert", [&] {
     vitlab::configure_threads(threads);
-    if (to == "timm") {
+    if (to == "timm" || to == "hf") {
       if (!ranks.empty() || kv_heads > 0 || kv_rank > 0 || energy > 0 || hooi > 0)
-        vitlab::fail("--to timm: writes the model as it is; --ranks, --kv-heads, --kv-rank, --energy and --hooi "
+        vitlab::fail("--to ", to, ": writes the model as it is; --ranks, --kv-heads, --kv-rank, --energy and --hooi "
                      "do not apply");
       vitlab::ViT model = vitlab::load_model(checkpoint);
-      vitlab::save_timm_checkpoint(out, model);
-      std::printf("timm checkpoint: %s (architecture %s)\n", out.c_str(),
-                  vitlab::timm_config_from_model(model->cfg)["architecture"].get<std::string>().c_str());
+      if (to == "timm") {
+        vitlab::save_timm_checkpoint(out, model);
+        std::printf("timm checkpoint: %s (architecture %s)\n", out.c_str(),
+                    vitlab::timm_config_from_model(model->cfg)["architecture"].get<std::string>().c_str());
+      } else {
+        vitlab::save_hf_checkpoint(out, model);
+        std::printf("transformers checkpoint: %s (%s)\n", out.c_str(),
+                    vitlab::hf_config_from_model(model->cfg)["architectures"][0].get<std::string>().c_str());
+      }
       return 0;
     }
     const int given = !ranks.empty() + (kv_heads > 0) + (kv_rank > 0) + (energy > 0);

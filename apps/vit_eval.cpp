@@ -116,6 +116,9 @@ int main(int argc, char** argv) {
     if (!interpolation.empty()) dc.interpolation = interpolation;
     if (pretrained || image_size > 0 || dc.crop_pct > 0) dc.image_size = mc.image_size;
     vitlab::Splits splits = vitlab::load_data(dc, &mc);
+    if (splits.unlabelled && predictions.empty())
+      vitlab::fail("--data ", dc.spec, ": images without class folders have no labels to score; --predictions FILE ",
+                   "writes the model's answers");
     vitlab::check_data_fits_model(splits, model->cfg);
     const vitlab::Dataset& d = split == "test" ? splits.test : split == "val" ? splits.val : splits.train;
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");
@@ -131,6 +134,7 @@ int main(int argc, char** argv) {
       if (d.streamed()) names = d.files->paths;
       else
         for (int64_t i = 0; i < d.size(); ++i) names.push_back("#" + std::to_string(i));
+      if (splits.unlabelled) r.labels.fill_(-1);
       vitlab::write_predictions(predictions, r, names, model->cfg.label_names);
     }
     vitlab::json data_record = splits.describe();
@@ -143,15 +147,23 @@ int main(int argc, char** argv) {
     vitlab::json record{{"schema", "vitlab.eval/1"}, {"created", vitlab::utc_timestamp()},
                         {"git_commit", vitlab::git_commit()}, {"checkpoint", checkpoint},
                         {"host", vitlab::host_record(dev, n_threads)}, {"data", data_record},
-                        {"split", split}, {"precision", bf16 ? "bf16" : "fp32"}, {"metrics", r.to_json(true)}};
+                        {"split", split}, {"precision", bf16 ? "bf16" : "fp32"}};
+    // Unlabelled images: answers only, nothing to score.
+    record["metrics"] = splits.unlabelled ? vitlab::json{{"images", r.images}, {"seconds", r.seconds},
+                                                         {"images_per_s", r.images_per_s}}
+                                          : r.to_json(true);
     if (dp) record["distributed"] = vitlab::json{{"world_size", dp->world()}, {"backend", dp->backend()}};
     if (!predictions.empty()) record["predictions"] = predictions;
     if (dist.rank != 0) {
       dp->barrier();  // rank 0 writes
       return 0;
     }
-    std::fprintf(stderr, "%s top1 %.2f%%  top5 %.2f%%  loss %.4f  (%lld images, %.0f img/s)\n", split.c_str(), r.top1,
-                 r.top5, r.loss, static_cast<long long>(r.images), r.images_per_s);
+    if (splits.unlabelled)
+      std::fprintf(stderr, "predicted %lld images (%.0f img/s): %s\n", static_cast<long long>(r.images), r.images_per_s,
+                   predictions.c_str());
+    else
+      std::fprintf(stderr, "%s top1 %.2f%%  top5 %.2f%%  loss %.4f  (%lld images, %.0f img/s)\n", split.c_str(), r.top1,
+                   r.top5, r.loss, static_cast<long long>(r.images), r.images_per_s);
     if (out.empty())
       std::printf("%s\n", record.dump(2).c_str());
     else

@@ -223,3 +223,67 @@ TEST(HfParity, EvalWritesEveryImagesPrediction) {
   EXPECT_NEAR(read_json_file(dir / "e.json")["metrics"]["top1"].get<double>(), 100.0 * hits / 3, 1e-9);
 }
 #endif
+
+// vit_convert --to hf: vitlab's MHA models (a distilled one as DeiT with teacher) go out under
+// transformers' names and come back through the transformers loader as the same function; the
+// files have the keys and config fields transformers itself writes for that model (the committed
+// fixture of the same shape); what transformers cannot hold is refused by name.
+TEST(Hf, ExportRoundTrips) {
+  for (const char* fixture : {"vit_f32", "deit_teacher_f32"}) {
+    const std::string fx = std::string(VITLAB_FIXTURES) + "/hf/" + fixture;
+    ModelConfig c = read_checkpoint_config(fx);
+    ViT src(c);
+    src->eval();
+    TempDir dir;
+    save_hf_checkpoint(dir / "out", src);
+    std::set<std::string> ours, theirs;
+    for (const auto& [name, t] : load_safetensors(dir / "out/model.safetensors")) ours.insert(name);
+    for (const auto& [name, t] : load_safetensors(join_path(fx, "model.safetensors"))) theirs.insert(name);
+    EXPECT_EQ(ours, theirs) << fixture;
+    const json written = read_json_file(dir / "out/config.json"), made = read_json_file(join_path(fx, "config.json"));
+    for (const char* key : {"architectures", "model_type", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                            "intermediate_size", "image_size", "patch_size", "num_channels", "qkv_bias", "id2label",
+                            "layer_norm_eps"})
+      EXPECT_EQ(written[key], made[key]) << fixture << " " << key;
+    ViT back = load_model(dir / "out");
+    back->eval();
+    torch::NoGradGuard no_grad;
+    auto x = torch::randn({2, c.in_chans, c.image_size, c.image_size});
+    EXPECT_TRUE(torch::equal(back->forward(x), src->forward(x))) << fixture;
+    EXPECT_EQ(back->cfg.mean, c.mean);
+  }
+  ModelConfig c;
+  c.pool = "mean";
+  EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.pool"), std::string::npos);
+  c = ModelConfig{};
+  c.attention = {"gqa", json{{"kv_heads", 1}}};
+  EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.attention"), std::string::npos);
+}
+
+#ifdef VITLAB_HAVE_OPENCV
+// A folder of plain images (no class folders): vit_eval --predictions answers every image with
+// no label and scores nothing; without --predictions it says what to do, in one line.
+TEST(HfParity, PlainImageFolderIsPredictedOnly) {
+  const std::string ck = std::string(VITLAB_FIXTURES) + "/hf/vit_f32";
+  TempDir dir;
+  for (int i = 0; i < 3; ++i)
+    write_file(dir / ("img" + std::to_string(i) + ".png"), read_text(join_path(ck, "images/x/" + std::to_string(i) + ".png")));
+  write_file(dir / "notes.txt", "not an image");
+  const std::string eval = std::string(VIT_EVAL) + " --checkpoint " + ck + " --data folder:" + dir.path + " --device cpu";
+  auto out = vitlab::test::run(eval + " --predictions " + dir / "p.json --out " + dir / "e.json");
+  ASSERT_EQ(out.status, 0) << out.text;
+  const json p = read_json_file(dir / "p.json"), e = read_json_file(dir / "e.json");
+  ASSERT_EQ(p.size(), 3u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(p[i]["image"], dir / ("img" + std::to_string(i) + ".png"));
+    EXPECT_TRUE(p[i]["label"].is_null());
+    EXPECT_EQ(p[i]["top"].size(), 4u);  // --topk 5 capped at the model's 4 classes
+    double sum = 0;
+    for (const auto& t : p[i]["top"]) sum += t["prob"].get<double>();
+    EXPECT_NEAR(sum, 1.0, 1e-5);
+  }
+  EXPECT_TRUE(e["data"]["unlabelled"].get<bool>());
+  EXPECT_FALSE(e["metrics"].contains("top1"));
+  vitlab::test::expect_one_line_error(vitlab::test::run(eval), "vit_eval", "no labels to score; --predictions FILE");
+}
+#endif

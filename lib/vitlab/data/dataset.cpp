@@ -35,6 +35,7 @@ json Splits::describe() const {
   json j{{"name", name},          {"source", source},           {"train_size", train.size()},
          {"val_size", val.size()}, {"test_size", test.size()},   {"image_size", image_size()},
          {"channels", channels()}, {"classes", num_classes},     {"streamed", any_split(*this).streamed()}};
+  if (unlabelled) j["unlabelled"] = true;
   if (val.size() > 0) {  // val_size as the config has it: a count, or a fraction
     const json size = val_size >= 1 ? json(static_cast<int64_t>(val_size)) : json(val_size);
     j["holdout"] = {{"val_size", size}, {"val_seed", val_seed}, {"stratified", true}};

@@ -44,6 +44,7 @@ struct Splits {
   Dataset train, val, test;
   int64_t num_classes = 0;
   std::vector<std::string> class_names;  // may be empty
+  bool unlabelled = false;  // a folder of plain images (no class folders): labels unknown, all 0
   double val_size = 0;                   // data.val_size and data.val_seed of the hold-out
   int val_seed = 0;
   int64_t channels() const;
@@ -55,7 +56,8 @@ struct Splits {
 // if data.image_size asks for it, and holds out the validation split (data/holdout.h). `model`,
 // when given, is what an image folder is decoded for: its channels (unless data.channels), its
 // image size (unless data.image_size) and its class names (model.label_names: the folder's
-// class folders are matched to them by name).
+// class folders are matched to them by name). A folder holding images and no class folders is
+// one unlabelled test split (Splits::unlabelled: for predictions).
 Splits load_data(const DataConfig& cfg, const ModelConfig* model = nullptr);
 
 // The loaders behind the specs (each fills train and test; val is carved by load_data).

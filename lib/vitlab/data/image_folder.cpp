@@ -93,6 +93,19 @@ Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int chan
   s.source = dir;
   std::string test_root = dir;
   const bool has_train = is_directory(join_path(dir, "train"));
+  if (!has_train && !is_directory(join_path(dir, "val")) && !is_directory(join_path(dir, "test"))) {
+    bool subfolders = false;
+    for (const auto& n : list_directory(dir)) subfolders |= n[0] != '.' && is_directory(join_path(dir, n));
+    if (!subfolders && !image_files(dir).empty()) {  // plain images: answers without labels
+      auto files = std::make_shared<ImageFiles>(spec);
+      for (const auto& f : image_files(dir)) files->paths.push_back(join_path(dir, f));
+      s.test = {torch::Tensor(), torch::zeros({static_cast<int64_t>(files->paths.size())}, torch::kLong), files};
+      s.class_names = class_names;
+      s.num_classes = static_cast<int64_t>(class_names.size());
+      s.unlabelled = true;
+      return s;
+    }
+  }
   s.class_names = !class_names.empty() ? class_names : class_folders(has_train ? join_path(dir, "train") : dir);
   if (has_train) {
     s.train = list_split(join_path(dir, "train"), s.class_names, spec);

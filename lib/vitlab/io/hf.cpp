@@ -181,10 +181,13 @@ void apply_hf_eval_transform(const json& pre, const ModelConfig& m, const std::s
   data.crop_pct = static_cast<double>(m.image_size) / (side + 0.5);
 }
 
-std::map<std::string, torch::Tensor> tensors_from_hf(const std::map<std::string, torch::Tensor>& hf,
-                                                     const ModelConfig& c, const std::string& where) {
+namespace {
+
+// transformers' name -> vitlab's (timm's) for every tensor but the joined query / key / value,
+// whose transformers names go to `qkv`.
+std::map<std::string, std::string> key_map(const ModelConfig& c, std::set<std::string>& qkv) {
   const std::string p = c.dist_token ? "deit." : "vit.";
-  std::map<std::string, std::string> rename{  // transformers' name -> vitlab's (timm's)
+  std::map<std::string, std::string> rename{
       {p + "embeddings.cls_token", "cls_token"},
       {p + "embeddings.position_embeddings", "pos_embed"},
       {p + "embeddings.patch_embeddings.projection.weight", "patch_embed.proj.weight"},
@@ -200,7 +203,6 @@ std::map<std::string, torch::Tensor> tensors_from_hf(const std::map<std::string,
       rename[std::string("classifier.") + s] = std::string("head.") + s;
     }
   }
-  std::set<std::string> qkv;  // joined below
   for (int i = 0; i < c.depth; ++i) {
     const std::string h = p + "encoder.layer." + std::to_string(i) + ".", v = "blocks." + std::to_string(i) + ".";
     for (const char* s : {".weight", ".bias"}) {
@@ -212,6 +214,16 @@ std::map<std::string, torch::Tensor> tensors_from_hf(const std::map<std::string,
       for (const char* x : {"query", "key", "value"}) qkv.insert(h + "attention.attention." + x + s);
     }
   }
+  return rename;
+}
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> tensors_from_hf(const std::map<std::string, torch::Tensor>& hf,
+                                                     const ModelConfig& c, const std::string& where) {
+  const std::string p = c.dist_token ? "deit." : "vit.";
+  std::set<std::string> qkv;  // joined below
+  const auto rename = key_map(c, qkv);
   std::map<std::string, torch::Tensor> out;
   for (const auto& [name, t] : hf) {
     if (name.rfind(p + "pooler.", 0) == 0) continue;  // the pooler no classifier reads (transformers skips it too)
@@ -232,6 +244,87 @@ std::map<std::string, torch::Tensor> tensors_from_hf(const std::map<std::string,
       if (parts.size() != 3) fail(where, ": missing tensor '", h, "query.", s, "' (or its key / value) that the config needs");
       out["blocks." + std::to_string(i) + ".attn.qkv." + s] = torch::cat(parts, 0);
     }
+  return out;
+}
+
+json hf_config_from_model(const ModelConfig& c) {
+  auto refuse = [](const std::string& key, const std::string& why) {
+    fail("model.", key, ": ", why, ", so the model cannot be written as a transformers ViT");
+  };
+  if (c.attention.name != "mha") refuse("attention", "'" + c.attention.name + "' is not transformers' attention (mha)");
+  if (c.pos != "learned" && c.pos != "sincos") refuse("pos", "'" + c.pos + "' has no transformers position table");
+  if (c.head_dim > 0 && c.head_dim * c.heads != c.dim) refuse("head_dim", "transformers' head width is dim / heads");
+  if (c.pool != "cls" || c.fc_norm) refuse("pool", "transformers' classifiers read the class token after the final norm");
+  if (c.layer_scale > 0) refuse("layer_scale", "transformers' ViT has no LayerScale");
+  if (c.reg_tokens > 0 || c.no_embed_class) refuse("reg_tokens", "transformers' ViT has no register tokens");
+  if (c.dist_token && !c.dist_head) refuse("dist_head", "vitlab writes DeiT with its teacher head");
+  json id2label = json::object(), label2id = json::object();
+  for (int i = 0; i < c.num_classes; ++i) {
+    const std::string name = c.label_names.empty() ? "LABEL_" + std::to_string(i) : c.label_names[i];
+    id2label[std::to_string(i)] = name;
+    label2id[name] = i;
+  }
+  return json{{"architectures", {c.dist_token ? kDeitTeacher : kVit}},
+              {"model_type", c.dist_token ? "deit" : "vit"},
+              {"hidden_size", c.dim},
+              {"num_hidden_layers", c.depth},
+              {"num_attention_heads", c.heads},
+              {"intermediate_size", c.mlp_hidden()},
+              {"hidden_act", "gelu"},
+              {"hidden_dropout_prob", 0.0},
+              {"attention_probs_dropout_prob", 0.0},
+              {"initializer_range", 0.02},
+              {"layer_norm_eps", c.norm_eps},
+              {"image_size", c.image_size},
+              {"patch_size", c.patch_size},
+              {"num_channels", c.in_chans},
+              {"qkv_bias", c.qkv_bias},
+              {"encoder_stride", c.patch_size},
+              {"id2label", id2label},
+              {"label2id", label2id}};
+}
+
+json hf_preprocessor_from_model(const ModelConfig& c) {
+  auto channels = [&](std::vector<double> v) {
+    if (v.size() == 1) v.assign(c.in_chans, v[0]);
+    return v;
+  };
+  // How vitlab evaluates its own runs: the whole image at the model's size, bilinear.
+  return json{{"image_processor_type", c.dist_token ? "DeiTImageProcessor" : "ViTImageProcessor"},
+              {"do_resize", true},
+              {"size", {{"height", c.image_size}, {"width", c.image_size}}},
+              {"resample", 2},
+              {"do_center_crop", false},
+              {"crop_size", {{"height", c.image_size}, {"width", c.image_size}}},
+              {"do_rescale", true},
+              {"rescale_factor", 1.0 / 255},
+              {"do_normalize", true},
+              {"image_mean", channels(c.mean)},
+              {"image_std", channels(c.std)}};
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> tensors_to_hf(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors, const ModelConfig& c) {
+  std::set<std::string> qkv;
+  std::map<std::string, std::string> to_hf;  // vitlab's name -> transformers'
+  for (const auto& [hf, ours] : key_map(c, qkv)) to_hf[ours] = hf;
+  const std::string p = c.dist_token ? "deit." : "vit.";
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& [name, t] : tensors) {
+    const auto dot = name.rfind('.');
+    if (name.find(".attn.qkv.") != std::string::npos) {  // (3 inner, ...) -> query, key, value
+      const std::string layer = name.substr(7, name.find('.', 7) - 7);  // blocks.<i>.attn.qkv.<s>
+      const auto parts = t.chunk(3, 0);
+      const char* x[] = {"query", "key", "value"};
+      for (int j = 0; j < 3; ++j)
+        out.emplace_back(p + "encoder.layer." + layer + ".attention.attention." + x[j] + name.substr(dot),
+                         parts[j].contiguous());
+    } else if (const auto it = to_hf.find(name); it != to_hf.end()) {
+      out.emplace_back(it->second, t);
+    } else {
+      fail("model: tensor '", name, "' has no transformers name");
+    }
+  }
   return out;
 }
 

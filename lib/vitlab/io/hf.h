@@ -37,4 +37,15 @@ void apply_hf_eval_transform(const json& preprocessor, const ModelConfig& model,
 std::map<std::string, torch::Tensor> tensors_from_hf(const std::map<std::string, torch::Tensor>& hf,
                                                      const ModelConfig& c, const std::string& where);
 
+// The transformers directory of a vitlab ViT that transformers' classifiers can hold (MHA, class
+// token pooling without fc_norm, a learned or sin-cos table written as learned, no LayerScale or
+// registers; a distilled model as DeiTForImageClassificationWithTeacher): its config.json, its
+// preprocessor_config.json (vitlab's evaluation: the whole image at the model's size, bilinear,
+// the model's mean and std), and its tensors under transformers' names (qkv split into query,
+// key and value). What transformers cannot hold is an error naming the model.* key.
+json hf_config_from_model(const ModelConfig& c);
+json hf_preprocessor_from_model(const ModelConfig& c);
+std::vector<std::pair<std::string, torch::Tensor>> tensors_to_hf(
+    const std::vector<std::pair<std::string, torch::Tensor>>& tensors, const ModelConfig& c);
+
 }  // namespace vitlab

@@ -46,8 +46,8 @@ void write_predictions(const std::string& path, const EvalResult& r, const std::
         if (!class_names.empty()) t["name"] = name(c[i * k + j]);
         top.push_back(t);
       }
-      json row{{"image", images[i]}, {"label", l[i]}, {"top", top}};
-      if (!class_names.empty()) row["label_name"] = name(l[i]);
+      json row{{"image", images[i]}, {"label", l[i] >= 0 ? json(l[i]) : json(nullptr)}, {"top", top}};
+      if (!class_names.empty()) row["label_name"] = l[i] >= 0 ? json(name(l[i])) : json(nullptr);
       rows.push_back(row);
     }
     out << rows.dump(1) << "\n";
@@ -56,7 +56,7 @@ void write_predictions(const std::string& path, const EvalResult& r, const std::
     for (int64_t j = 1; j <= k; ++j) out << ",class_" << j << ",name_" << j << ",prob_" << j;
     out << "\n";
     for (int64_t i = 0; i < n; ++i) {
-      out << csv_field(images[i]) << "," << l[i] << "," << csv_field(name(l[i]));
+      out << csv_field(images[i]) << "," << (l[i] >= 0 ? std::to_string(l[i]) : "") << "," << csv_field(name(l[i]));
       for (int64_t j = 0; j < k; ++j)
         out << "," << c[i * k + j] << "," << csv_field(name(c[i * k + j])) << "," << probability(p[i * k + j]);
       out << "\n";

@@ -13,7 +13,7 @@ namespace vitlab {
 // ends in .json ([{"image", "label", "label_name", "top": [{"class", "name", "prob"}, ...]}, ...]),
 // else CSV (image,label,label_name,class_1,name_1,prob_1,...; RFC 4180 quoting).
 // `images` names the rows (file paths, or "#index" for in-memory data); `class_names` may be
-// empty (names left out).
+// empty (names left out); a label of -1 (unlabelled images) is written empty (JSON null).
 void write_predictions(const std::string& path, const EvalResult& r, const std::vector<std::string>& images,
                        const std::vector<std::string>& class_names);
 

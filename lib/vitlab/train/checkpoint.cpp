@@ -51,6 +51,16 @@ void save_timm_checkpoint(const std::string& dir, ViT& model) {
   replace_directory(tmp, dir);
 }
 
+void save_hf_checkpoint(const std::string& dir, ViT& model) {
+  const json config = hf_config_from_model(model->cfg);  // refuses what transformers' ViT cannot hold
+  const std::string tmp = temp_directory_for(dir, "--out");
+  save_safetensors(join_path(tmp, "model.safetensors"), tensors_to_hf(model_tensors(model), model->cfg),
+                   {{"format", "pt"}, {"producer", "vitlab"}});
+  atomic_write(join_path(tmp, "config.json"), config.dump(2) + "\n");
+  atomic_write(join_path(tmp, "preprocessor_config.json"), hf_preprocessor_from_model(model->cfg).dump(2) + "\n");
+  replace_directory(tmp, dir);
+}
+
 std::string find_checkpoint(const std::string& dir) {
   for (const std::string& d : {dir, dir + ".old"})
     if (path_exists(join_path(d, "model.safetensors")) && path_exists(join_path(d, "config.json"))) return d;

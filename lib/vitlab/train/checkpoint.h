@@ -23,6 +23,9 @@ void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Opt
 // A timm checkpoint directory as the Hugging Face hub ships one: model.safetensors with timm's
 // names and timm's config.json (timm_config_from_model); what timm cannot hold is an error.
 void save_timm_checkpoint(const std::string& dir, ViT& model);
+// The same as a Hugging Face transformers directory (io/hf.h): model.safetensors with
+// transformers' names, config.json, preprocessor_config.json.
+void save_hf_checkpoint(const std::string& dir, ViT& model);
 // The directory holding a complete checkpoint at `dir` ("" if none): `dir` itself, or the
 // previous one (`dir`.old) when a crash hit between the two renames of save_checkpoint.
 std::string find_checkpoint(const std::string& dir);
