@@ -49,9 +49,11 @@ if has profile; then
   experiments/bench_gpu/profile.sh "$OUT/profile" small_p16_224 train
 fi
 
-# Parity with timm (fixtures, logits on CPU and GPU, timm reading vitlab's export).
+# Parity with timm and transformers (fixtures, logits on CPU and GPU, the libraries reading
+# vitlab's exports).
 if has parity; then
   experiments/timm_parity/run.sh build-gpu "$OUT/timm_parity"
+  experiments/hf_parity/run.sh build-gpu "$OUT/hf_parity"
 fi
 
 # The full Fashion-MNIST run of a vit_tiny-sized model (configs/fmnist_vit_tiny.json). It

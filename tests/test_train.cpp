@@ -213,6 +213,7 @@ TEST(Optim, WarmupThenCosineToMinLr) {
 TEST(Optim, NoWeightDecayOnNormsBiasesAndEmbeddings) {
   ModelConfig mc;
   mc.dim = 32, mc.depth = 1, mc.heads = 2;
+  mc.dist_token = true, mc.reg_tokens = 2;  // as timm: the distillation token undecayed, registers decayed
   ViT m(mc);
   TrainConfig c;
   c.weight_decay = 0.1;
@@ -222,7 +223,10 @@ TEST(Optim, NoWeightDecayOnNormsBiasesAndEmbeddings) {
   auto& none = opt->param_groups()[1];
   EXPECT_EQ(static_cast<torch::optim::AdamWOptions&>(decay.options()).weight_decay(), 0.1);
   EXPECT_EQ(static_cast<torch::optim::AdamWOptions&>(none.options()).weight_decay(), 0.0);
-  for (const auto& p : decay.params()) EXPECT_EQ(p.dim(), 2 + (p.dim() == 4 ? 2 : 0));  // matrices and the conv
+  for (const auto& p : decay.params())  // matrices, the conv and the register tokens
+    EXPECT_EQ(p.dim(), p.is_same(m->reg_token) ? 3 : 2 + (p.dim() == 4 ? 2 : 0));
+  EXPECT_TRUE(std::any_of(none.params().begin(), none.params().end(),
+                          [&](const torch::Tensor& p) { return p.is_same(m->dist_token); }));
   EXPECT_TRUE(std::any_of(none.params().begin(), none.params().end(),
                           [&](const torch::Tensor& p) { return p.is_same(m->pos_embed); }));
   EXPECT_TRUE(std::any_of(none.params().begin(), none.params().end(),

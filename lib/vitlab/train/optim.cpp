@@ -85,7 +85,9 @@ void clip_grad_norm(const std::vector<torch::Tensor>& params, double max_norm) {
 std::unique_ptr<FusedAdamW> make_optimizer(ViT& model, const TrainConfig& cfg) {
   std::vector<torch::Tensor> decay, no_decay;
   for (const auto& p : model->named_parameters()) {
-    const bool skip = p.value().dim() <= 1 || p.key() == "pos_embed" || p.key() == "cls_token";
+    // timm's no_weight_decay: biases, norms and gammas, the position table, the class and
+    // distillation tokens (register tokens decay, as in timm).
+    const bool skip = p.value().dim() <= 1 || p.key() == "pos_embed" || p.key() == "cls_token" || p.key() == "dist_token";
     (skip ? no_decay : decay).push_back(p.value());
   }
   auto opts = torch::optim::AdamWOptions(cfg.lr).betas({cfg.beta1, cfg.beta2}).eps(cfg.eps);
