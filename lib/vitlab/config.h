@@ -69,6 +69,12 @@ struct ModelConfig {
   int pos_tokens() const { return no_embed_class ? num_patches() : num_tokens(); }  // rows of pos_embed
   int head_width() const { return head_dim > 0 ? head_dim : dim / heads; }
   int mlp_hidden() const { return static_cast<int>(dim * mlp_ratio); }
+  // mean or std with one value per input channel (a single value repeated), as timm and
+  // transformers write them.
+  std::vector<double> per_channel(std::vector<double> v) const {
+    if (v.size() == 1) v.assign(in_chans, v[0]);
+    return v;
+  }
   void validate() const;
 };
 

@@ -11,7 +11,6 @@
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/model/vit.h"
-#include "vitlab/seed.h"
 #include "vitlab/train/distributed.h"
 #include "vitlab/train/cuda_graph.h"
 #include "vitlab/train/optim.h"
@@ -51,9 +50,9 @@ class Feed {
     const auto t0 = std::chrono::steady_clock::now();
     if (!loader_ || step_ == loader_->steps()) {
       loader_.reset();  // its threads stop before the next epoch's start
-      torch::manual_seed(mix_seed(cfg_.train.seed, kSeedShuffle, epoch_));
-      loader_ = make_loader(data_, torch::randperm(data_.size(), torch::kLong), batch_, /*drop_last=*/true,
-                            LoaderOptions{device_, &cfg_.train.augment, static_cast<uint64_t>(cfg_.train.seed), epoch_});
+      const auto seed = static_cast<uint64_t>(cfg_.train.seed);
+      loader_ = make_loader(data_, epoch_order(data_.size(), seed, epoch_), batch_, /*drop_last=*/true,
+                            LoaderOptions{device_, &cfg_.train.augment, seed, epoch_});
       ++epoch_, step_ = 0;
     }
     Dataset b = loader_->batch(step_++);

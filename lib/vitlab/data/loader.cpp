@@ -3,6 +3,7 @@
 #include "vitlab/data/async_copy.h"
 #include "vitlab/data/nvjpeg_loader.h"
 #include "vitlab/data/stream.h"
+#include "vitlab/seed.h"
 
 namespace vitlab {
 namespace {
@@ -49,6 +50,11 @@ torch::Tensor device_labels(const std::vector<int64_t>& labels, const torch::Dev
 Dataset to_device(const Dataset& d, const torch::Device& device) {
   if (d.size() == 0 || d.streamed()) return d;  // an absent split (data.val_size 0) stays absent
   return {d.images.to(device), d.labels.to(device), nullptr};
+}
+
+torch::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
+  torch::manual_seed(mix_seed(seed, kSeedShuffle, epoch));
+  return torch::randperm(n, torch::kLong);
 }
 
 std::unique_ptr<Loader> make_loader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,

@@ -49,6 +49,10 @@ class Loader {
   virtual int64_t skipped() const { return 0; }
 };
 
+// A training epoch's order: a permutation of [0, n) drawn from (seed, epoch) through LibTorch's
+// global generator, so a resumed run and vit_bench --data draw what the trainer draws.
+torch::Tensor epoch_order(int64_t n, uint64_t seed, int64_t epoch);
+
 // `order` is a permutation of [0, data.size()) (or arange for evaluation); drop_last drops the
 // last partial batch (training keeps shapes static).
 std::unique_ptr<Loader> make_loader(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last,

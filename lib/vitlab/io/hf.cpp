@@ -285,10 +285,6 @@ json hf_config_from_model(const ModelConfig& c) {
 }
 
 json hf_preprocessor_from_model(const ModelConfig& c) {
-  auto channels = [&](std::vector<double> v) {
-    if (v.size() == 1) v.assign(c.in_chans, v[0]);
-    return v;
-  };
   // How vitlab evaluates its own runs: the whole image at the model's size, bilinear.
   return json{{"image_processor_type", c.dist_token ? "DeiTImageProcessor" : "ViTImageProcessor"},
               {"do_resize", true},
@@ -299,8 +295,8 @@ json hf_preprocessor_from_model(const ModelConfig& c) {
               {"do_rescale", true},
               {"rescale_factor", 1.0 / 255},
               {"do_normalize", true},
-              {"image_mean", channels(c.mean)},
-              {"image_std", channels(c.std)}};
+              {"image_mean", c.per_channel(c.mean)},
+              {"image_std", c.per_channel(c.std)}};
 }
 
 std::vector<std::pair<std::string, torch::Tensor>> tensors_to_hf(

@@ -151,10 +151,6 @@ json timm_config_from_model(const ModelConfig& c) {
   const std::string ps = std::to_string(c.patch_size) + "_" + std::to_string(c.image_size);
   const std::string arch = "vit_" + size + "_patch" + (registered.count(ps) ? ps : std::string("16_224"));
   const std::string pool = c.pool == "cls" ? "token" : c.pool == "mean" ? "avg" : "avgmax";
-  auto channels = [&](std::vector<double> v) {
-    if (v.size() == 1) v.assign(c.in_chans, v[0]);
-    return v;
-  };
   json model_args{{"img_size", c.image_size}, {"patch_size", c.patch_size},  {"in_chans", c.in_chans},
                   {"num_classes", c.num_classes}, {"embed_dim", c.dim},     {"depth", c.depth},
                   {"num_heads", c.heads},     {"mlp_ratio", c.mlp_ratio},   {"qkv_bias", c.qkv_bias},
@@ -166,8 +162,8 @@ json timm_config_from_model(const ModelConfig& c) {
                   {"interpolation", "bilinear"},
                   {"crop_pct", 1.0},
                   {"crop_mode", "center"},
-                  {"mean", channels(c.mean)},
-                  {"std", channels(c.std)},
+                  {"mean", c.per_channel(c.mean)},
+                  {"std", c.per_channel(c.std)},
                   {"num_classes", c.num_classes},
                   {"first_conv", "patch_embed.proj"},
                   {"classifier", "head"}};

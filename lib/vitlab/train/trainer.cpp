@@ -151,8 +151,7 @@ json train(const TrainRequest& req) {
   reset_peak_memory(device);
 
   for (int epoch = progress["epoch"].get<int>(); epoch < tc.epochs; ++epoch) {
-    torch::manual_seed(mix_seed(tc.seed, kSeedShuffle, epoch));
-    const auto perm = torch::randperm(n_train, torch::kLong);
+    const auto perm = epoch_order(n_train, static_cast<uint64_t>(tc.seed), epoch);
     const bool local = train_d.streamed() && dp;  // each process decodes only its slice
     LoaderOptions lo{device, &tc.augment, static_cast<uint64_t>(tc.seed), epoch};
     auto loader = local ? make_loader(train_d, rank_order(perm, batch, steps_per_epoch, dp.get()), batch / dp->world(),
