@@ -86,7 +86,7 @@ int main(int argc, char** argv) {
         vitlab::json record{{"schema", "vitlab.bench_pipeline/1"}, {"created", vitlab::utc_timestamp()},
                             {"git_commit", vitlab::git_commit()}, {"host", vitlab::host_record(dev, n_threads)},
                             {"train_config", vitlab::to_json(cfg.train)}, {"results", r}};
-        vitlab::atomic_write(out, record.dump(2) + "\n");
+        vitlab::atomic_write(out, vitlab::dump_json(record, 2) + "\n");
       }
       return 0;
     }
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
       if (first_train == 0) first_train = rate("train"), first_infer = rate("infer");
       vitlab::json spec = cfg.model.attention.options;
       spec["name"] = cfg.model.attention.name;
-      const std::string label = (path.empty() ? "" : vitlab::base_name(path) + " ") + spec.dump();
+      const std::string label = (path.empty() ? "" : vitlab::base_name(path) + " ") + vitlab::dump_json(spec);
       const vitlab::json& peak_phase = r.contains("train") ? r["train"] : r["infer"];
       const vitlab::json& mfu = peak_phase["mfu"];
       std::printf("%-48s %10lld %9.3f %10.0f %6.2fx %10.0f %6.2fx %9.0f %6s\n", label.c_str(),
@@ -141,7 +141,7 @@ int main(int argc, char** argv) {
                                        {"window_steps", o.window_steps}, {"mode", mode},
                                        {"peak_tflops", o.peak_tflops}}},
                           {"results", results}};
-      vitlab::atomic_write(out, record.dump(2) + "\n");
+      vitlab::atomic_write(out, vitlab::dump_json(record, 2) + "\n");
     }
     return 0;
   });

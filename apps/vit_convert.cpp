@@ -79,13 +79,13 @@ int main(int argc, char** argv) {
     report["source"] = checkpoint;
     report["created"] = vitlab::utc_timestamp();
     vitlab::save_checkpoint(out, dst, nullptr, nullptr, vitlab::json{{"converted_from", checkpoint}});
-    vitlab::atomic_write(vitlab::join_path(out, "conversion.json"), report.dump(1) + "\n");
+    vitlab::atomic_write(vitlab::join_path(out, "conversion.json"), vitlab::dump_json(report, 1) + "\n");
     double qk = 0, ov = 0;
     for (const auto& l : report["layers"])
       qk = std::max(qk, l["qk_error"].get<double>()), ov = std::max(ov, l["ov_error"].get<double>());
     std::printf("%s: attention %s, %lld -> %lld attention parameters; worst layer's relative error T_qk %.4f, "
                 "T_ov %.4f\ncheckpoint: %s\n",
-                to.c_str(), report["attention"].dump().c_str(),
+                to.c_str(), vitlab::dump_json(report["attention"]).c_str(),
                 static_cast<long long>(report["attention_params"]["source"].get<int64_t>()),
                 static_cast<long long>(report["attention_params"]["converted"].get<int64_t>()), qk, ov, out.c_str());
     return 0;

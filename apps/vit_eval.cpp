@@ -165,9 +165,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s top1 %.2f%%  top5 %.2f%%  loss %.4f  (%lld images, %.0f img/s)\n", split.c_str(), r.top1,
                    r.top5, r.loss, static_cast<long long>(r.images), r.images_per_s);
     if (out.empty())
-      std::printf("%s\n", record.dump(2).c_str());
+      std::printf("%s\n", vitlab::dump_json(record, 2).c_str());
     else
-      vitlab::atomic_write(out, record.dump(2) + "\n");
+      vitlab::atomic_write(out, vitlab::dump_json(record, 2) + "\n");
     if (dp) dp->barrier();
     return 0;
   });

@@ -21,7 +21,7 @@ void print_comparison(const vitlab::ModelConfig& base, const std::vector<vitlab:
     if (first == 0) first = per_layer;
     vitlab::json spec = a.options;
     spec["name"] = a.name;
-    std::printf("%-58s %12.0f %12lld %10lld %12.4g %7.3fx\n", spec.dump().c_str(), per_layer,
+    std::printf("%-58s %12.0f %12lld %10lld %12.4g %7.3fx\n", vitlab::dump_json(spec).c_str(), per_layer,
                 static_cast<long long>(acct["params"]["total"].get<int64_t>()),
                 static_cast<long long>(acct["kv_floats_per_token"].get<int64_t>()),
                 acct["flops_per_image"].get<double>(), per_layer / first);
@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
       spec["name"] = r.attention.name;
       std::fprintf(stderr, "matched %lld attention parameters per layer (target %lld)\n",
                    static_cast<long long>(r.params), static_cast<long long>(match));
-      std::printf("%s\n", spec.dump().c_str());
+      std::printf("%s\n", vitlab::dump_json(spec).c_str());
       return 0;
     }
     if (!compare.empty()) {
@@ -73,14 +73,14 @@ int main(int argc, char** argv) {
     vitlab::json acct = vitlab::accounting_json(model);
     if (as_json) {
       acct["model"] = vitlab::to_json(cfg.model);
-      std::printf("%s\n", acct.dump(2).c_str());
+      std::printf("%s\n", vitlab::dump_json(acct, 2).c_str());
       return 0;
     }
     const auto& m = cfg.model;
     const auto& p = acct["params"];
     std::printf("model: dim %d, depth %d, heads %d x %d, patch %d on %dx%dx%d (%d tokens), attention %s\n", m.dim,
                 m.depth, m.heads, m.head_width(), m.patch_size, m.in_chans, m.image_size, m.image_size,
-                m.num_tokens(), acct["attention"].dump().c_str());
+                m.num_tokens(), vitlab::dump_json(acct["attention"]).c_str());
     std::printf("%-28s %14s\n", "component", "parameters");
     for (const char* k : {"embedding", "attention", "attention_per_layer", "mlp", "norms", "head", "total"})
       std::printf("%-28s %14lld\n", k, static_cast<long long>(p[k].get<int64_t>()));

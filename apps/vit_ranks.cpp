@@ -27,7 +27,7 @@ int main(int argc, char** argv) {
     vitlab::json report = vitlab::rank_report(model);
     report["checkpoint"] = checkpoint;
     report["created"] = vitlab::utc_timestamp();
-    vitlab::atomic_write(out, report.dump(1) + "\n");
+    vitlab::atomic_write(out, vitlab::dump_json(report, 1) + "\n");
     std::printf("%5s  %-23s %-23s %-23s | %-23s %-23s %-23s\n", "layer", "T_qk head", "T_qk query", "T_qk key",
                 "T_ov head", "T_ov value", "T_ov output");
     std::printf("%5s  %-23s\n", "", "(eff. rank, r99 / size)");

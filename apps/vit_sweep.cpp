@@ -23,7 +23,7 @@ std::vector<vitlab::json> account(const std::vector<vitlab::SweepRun>& runs) {
       out.push_back(vitlab::json{{"error", r.invalid}});
       continue;
     }
-    const std::string key = r.config["model"].dump();
+    const std::string key = vitlab::dump_json(r.config["model"]);
     if (!seen.count(key)) {
       try {  // the attention's own options are checked when the model is built
         vitlab::json a = vitlab::accounting_of(vitlab::model_from_json(r.config["model"]));

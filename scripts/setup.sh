@@ -18,6 +18,10 @@ packages=(
 if [ "${1:-}" = "--reference" ]; then
   packages+=(python3-pil python3-torchvision python3-numpy)
 fi
+# --fuzz: clang 14 and its runtimes (libFuzzer, the sanitizers) for scripts/fuzz.sh.
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=(clang-14 libclang-rt-14-dev)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -217,6 +217,36 @@ TEST(Cli, KilledRunResumesToTheSameResult) {
   EXPECT_EQ(e["metrics"]["confusion"].size(), 10u);
 }
 
+// A disk that fills while a checkpoint is written (here a file-size limit, which fails writes as
+// ENOSPC does, with EFBIG): one clear error naming the file, the previous checkpoint intact and
+// loadable, no partial copy left; --resume once there is room finishes as if nothing happened.
+TEST(Cli, FullDiskDuringACheckpointKeepsThePreviousOne) {
+  TempDir dir;
+  write_file(dir / "c.json", tiny_config(3).dump());
+  const std::string args = " --config " + dir / "c.json" + " --out ";
+  ASSERT_EQ(run(kTrain + args + dir / "full").status, 0);
+  const json full = read_json_file(dir / "full/result.json");
+  ASSERT_TRUE(vitlab::test::kill_train_when({"--config", dir / "c.json", "--out", dir / "run"},
+                                            dir / "run/checkpoint/train_state.pt"));
+  const std::string before = read_text(dir / "run/checkpoint/model.safetensors");
+
+  Output o = run("ulimit -f 64; " + kTrain + args + dir / "run --resume");
+  EXPECT_EQ(o.status, 1) << o.text;
+  const auto at = o.text.find("vit_train: error: ");  // one line, beside the epoch lines on stdout
+  ASSERT_NE(at, std::string::npos) << o.text;
+  const std::string error = o.text.substr(at, o.text.find('\n', at) - at);
+  EXPECT_NE(error.find("model.safetensors: write failed (File too large)"), std::string::npos) << o.text;
+  EXPECT_EQ(read_text(dir / "run/checkpoint/model.safetensors"), before);
+  for (const auto& name : list_directory(dir / "run")) EXPECT_EQ(name.find(".tmp-"), std::string::npos) << name;
+  EXPECT_FALSE(path_exists(dir / "run/result.json"));
+  Output ev = run(kEval + " --checkpoint " + dir / "run/checkpoint" + " --out " + dir / "eval.json");
+  EXPECT_EQ(ev.status, 0) << ev.text;
+
+  o = run(kTrain + args + dir / "run --resume");
+  ASSERT_EQ(o.status, 0) << o.text;
+  EXPECT_EQ(without_timing(read_json_file(dir / "run/result.json")), without_timing(full));
+}
+
 // A trained MHA model through rank analysis, conversion to MLA, evaluation and fine-tuning.
 TEST(Cli, RanksConvertEvaluateAndFineTune) {
   const std::string ranks = VIT_RANKS, convert = VIT_CONVERT;

@@ -297,6 +297,35 @@ TEST(Folder, BadImagesAreNamedOrSkipped) {
   EXPECT_EQ(train->skipped(), 2);
 }
 
+// Every format a folder lists is sized from its header before OpenCV decodes it (which would
+// allocate whatever a header claims, up to 2^30 pixels): a BMP of a few bytes that claims
+// 20000 x 20000 pixels is refused by name, as are formats the folder loader does not list.
+TEST(Folder, ImagesAreSizedFromTheirHeadersBeforeDecoding) {
+  TempDir dir;
+  cv::Mat img(13, 21, CV_8UC3, cv::Scalar(10, 20, 30));
+  for (const char* ext : {".jpg", ".png", ".bmp", ".ppm", ".tiff", ".webp"}) {
+    std::vector<uchar> bytes;
+    ASSERT_TRUE(cv::imencode(ext, img, bytes)) << ext;
+    int64_t h = 0, w = 0;
+    EXPECT_TRUE(image_header_size(bytes.data(), bytes.size(), h, w)) << ext;
+    EXPECT_EQ(h, 13) << ext;
+    EXPECT_EQ(w, 21) << ext;
+    write_file(dir / (std::string("x") + ext), std::string(bytes.begin(), bytes.end()));
+    EXPECT_EQ(decode(dir / (std::string("x") + ext), 3).h, 13) << ext;
+  }
+  std::vector<uchar> bmp;
+  cv::imencode(".bmp", img, bmp);
+  for (int at : {18, 22}) bmp[at] = 0x20, bmp[at + 1] = 0x4E, bmp[at + 2] = bmp[at + 3] = 0;  // 20000
+  write_file(dir / "big.bmp", std::string(bmp.begin(), bmp.end()));
+  Pixels p;
+  std::string error;
+  EXPECT_FALSE(decode_image_file(dir / "big.bmp", 3, p.data, p.h, p.w, error));
+  EXPECT_EQ(error, dir / "big.bmp" + ": image of 20000 x 20000 pixels, over vitlab's limit of 2^26 (8192 x 8192)");
+  write_file(dir / "x.gif", "GIF89a\x01\x00\x01\x00");
+  EXPECT_FALSE(decode_image_file(dir / "x.gif", 3, p.data, p.h, p.w, error));
+  EXPECT_NE(error.find("not a JPEG, PNG, BMP, PNM, TIFF or WebP"), std::string::npos) << error;
+}
+
 // As a user runs it: a class-sorted folder trained with RandomResizedCrop, RandAugment, colour
 // jitter and random erasing and a stratified hold-out; kill -9 and --resume end bit for bit
 // where the whole run ends; the checkpoint carries the class names, and vit_eval matches an

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 
@@ -25,6 +26,9 @@ void prefer_passive_openmp(char** argv) {
 }
 
 int run_app(const char* name, const std::function<int()>& body) {
+  // A file-size limit (ulimit -f) then fails the write with EFBIG, reported as any full disk is,
+  // instead of killing the process by its default action.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     return body();
   } catch (const std::exception& e) {

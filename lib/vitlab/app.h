@@ -18,7 +18,8 @@ namespace vitlab {
 void prefer_passive_openmp(char** argv);
 
 // Runs `body`; a vitlab::Error, LibTorch error or other exception becomes "NAME: error: ..."
-// on stderr and exit status 1.
+// on stderr and exit status 1. A write past a file-size limit (ulimit -f) is one of these:
+// SIGXFSZ is ignored, so the write fails instead of the process dying.
 int run_app(const char* name, const std::function<int()>& body);
 // The one-line message of any exception (LibTorch's without its backtrace).
 std::string error_message(const std::exception& e);

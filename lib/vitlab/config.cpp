@@ -1,5 +1,6 @@
 #include "vitlab/config.h"
 
+#include <climits>
 #include <cmath>
 #include <fstream>
 #include <set>
@@ -35,7 +36,9 @@ class Fields {
 
   void get(const std::string& key, int& out) {
     if (const json* v = take(key)) {
-      if (!v->is_number_integer()) wrong(key, *v, "an integer");
+      const bool fits = v->is_number_unsigned() ? v->get<uint64_t>() <= uint64_t(INT_MAX)
+                        : v->is_number_integer() && v->get<int64_t>() >= INT_MIN && v->get<int64_t>() <= INT_MAX;
+      if (!fits) wrong(key, *v, "an integer");  // 2^32 + 1 must not become 1
       out = v->get<int>();
     }
   }
@@ -94,7 +97,7 @@ class Fields {
     return it == j_.end() ? nullptr : &*it;
   }
   [[noreturn]] void wrong(const std::string& key, const json& v, const char* expected) const {
-    fail(key_path(key), ": expected ", expected, ", got ", type_name(v), " ", v.dump());
+    fail(key_path(key), ": expected ", expected, ", got ", type_name(v), " ", dump_json(v));
   }
   const json& j_;
   std::string path_;
@@ -462,16 +465,22 @@ AttentionConfig attention_from_spec(const std::string& text, const std::string& 
   return model_from_json(json{{"attention", j}}, flag).attention;
 }
 
+std::string json_error_text(const json::exception& e) {
+  // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
+  const std::string what = e.what();
+  const auto p = what.find("] ");
+  return p == std::string::npos ? what : what.substr(p + 2);
+}
+
+std::string dump_json(const json& j, int indent) { return j.dump(indent, ' ', false, json::error_handler_t::replace); }
+
 json read_json_file(const std::string& path) {
   std::ifstream in(path);
   if (!in) fail(path, ": cannot open");
   try {
     return json::parse(in);
-  } catch (const json::parse_error& e) {
-    // e.what() is "[json.exception.parse_error.101] parse error at line 3, column 5: ..."
-    std::string what = e.what();
-    auto p = what.find("] ");
-    fail(path, ": invalid JSON: ", p == std::string::npos ? what : what.substr(p + 2));
+  } catch (const json::exception& e) {  // a syntax error, or a number past double's range
+    fail(path, ": invalid JSON: ", json_error_text(e));
   }
 }
 

@@ -205,6 +205,13 @@ void erase_execution_keys(json& train);
 // object with "name" ('{"name":"gqa","kv_heads":2}').
 AttentionConfig attention_from_spec(const std::string& text, const std::string& flag);
 
+// JSON text of `j` (indented when indent >= 0). Strings that are not valid UTF-8 (a folder or
+// path named in another encoding, bytes given to --set) are written with U+FFFD in place of
+// the bad bytes, where nlohmann's dump() would throw: every JSON vitlab writes goes through here.
+std::string dump_json(const json& j, int indent = -1);
+// nlohmann's message without its "[json.exception.type_error.302] " prefix, for errors that
+// name the file themselves.
+std::string json_error_text(const json::exception& e);
 // Parses a JSON file, failing with a message that names the file (and line, for syntax errors).
 json read_json_file(const std::string& path);
 // Applies "a.b.c=value" to a JSON document; value is parsed as JSON when it is valid JSON and

@@ -185,7 +185,9 @@ ViT compress_model(ViT& src, const AttentionConfig& attention, int hooi_sweeps, 
   torch::NoGradGuard no_grad;
   // Everything but the attention layers carries over by name.
   const NamedTensors from = model_tensors(src);
-  for (auto& [name, t] : model_tensors(dst)) {
+  for (auto& entry : model_tensors(dst)) {  // not a structured binding: clang cannot capture one
+    const std::string& name = entry.first;
+    torch::Tensor& t = entry.second;
     if (name.find(".attn.") != std::string::npos) continue;
     auto it = std::find_if(from.begin(), from.end(), [&](const auto& e) { return e.first == name; });
     if (it == from.end() || it->second.sizes() != t.sizes()) fail("convert: ", name, " has no counterpart in the source");

@@ -14,7 +14,7 @@ struct Grouped {
 
 void check_ranks(const TuckerImpl& t, const TuckerRanks& want) {
   if (t.ranks.to_json() != want.to_json())
-    fail("tucker conversion: target ranks ", t.ranks.to_json().dump(), " but the source needs ", want.to_json().dump());
+    fail("tucker conversion: target ranks ", dump_json(t.ranks.to_json()), " but the source needs ", dump_json(want.to_json()));
 }
 
 // T_qk[i] = W_q^i W_k^{g(i)T} with U_q = I, U_k = W_k (all key heads), G_qk[i] = W_q^i P_{g(i)}

@@ -95,8 +95,8 @@ std::string draw_rank_plot(const json& report, const std::string& out) {
     }
   }
   const json& m = report["model"];
-  std::string s = "set multiplot layout 1,2 title 'Ranks of the attention tensors (d " + m["dim"].dump() + ", " +
-                  m["heads"].dump() + " heads)'\n";
+  std::string s = "set multiplot layout 1,2 title 'Ranks of the attention tensors (d " + dump_json(m["dim"]) + ", " +
+                  dump_json(m["heads"]) + " heads)'\n";
   s += "set xlabel 'layer' offset 0,0.5\nset autoscale xfix\nset xtics 1\nset grid xtics ytics lc rgb '#dddddd'\nset logscale y 2\n";
   s += "set key below horizontal maxrows 2 font ',9'\nset offsets graph 0.03, graph 0.03, graph 0.08, graph 0.08\n";
   const std::string dat = "'" + base_name(data_path(out)) + "'";

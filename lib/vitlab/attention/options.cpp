@@ -8,7 +8,7 @@ int64_t Options::integer(const std::string& key) {
   seen_.insert(key);
   auto it = options_.find(key);
   if (it == options_.end()) fail(path_, ".", key, ": required by attention '", owner_, "'");
-  if (!it->is_number_integer()) fail(path_, ".", key, ": expected an integer, got ", it->dump());
+  if (!it->is_number_integer()) fail(path_, ".", key, ": expected an integer, got ", dump_json(*it));
   return it->get<int64_t>();
 }
 
@@ -20,7 +20,7 @@ const json* Options::object(const std::string& key) {
   seen_.insert(key);
   auto it = options_.find(key);
   if (it == options_.end()) return nullptr;
-  if (!it->is_object()) fail(path_, ".", key, ": expected an object, got ", it->dump());
+  if (!it->is_object()) fail(path_, ".", key, ": expected an object, got ", dump_json(*it));
   return &*it;
 }
 
@@ -28,10 +28,10 @@ std::vector<int64_t> Options::integers(const std::string& key, std::vector<int64
   seen_.insert(key);
   auto it = options_.find(key);
   if (it == options_.end()) return fallback;
-  if (!it->is_array() || it->empty()) fail(path_, ".", key, ": expected a list of integers, got ", it->dump());
+  if (!it->is_array() || it->empty()) fail(path_, ".", key, ": expected a list of integers, got ", dump_json(*it));
   std::vector<int64_t> out;
   for (const auto& e : *it) {
-    if (!e.is_number_integer()) fail(path_, ".", key, ": expected a list of integers, got ", it->dump());
+    if (!e.is_number_integer()) fail(path_, ".", key, ": expected a list of integers, got ", dump_json(*it));
     out.push_back(e.get<int64_t>());
   }
   return out;
@@ -44,7 +44,7 @@ std::string Options::text(const std::string& key, const std::string& fallback,
   if (it == options_.end()) return fallback;
   std::string list;
   for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-  if (!it->is_string()) fail(path_, ".", key, ": expected one of ", list, ", got ", it->dump());
+  if (!it->is_string()) fail(path_, ".", key, ": expected one of ", list, ", got ", dump_json(*it));
   const std::string v = it->get<std::string>();
   for (const char* a : allowed)
     if (v == a) return v;

@@ -85,6 +85,11 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
                        std::string& error, const std::function<int(int, int)>& reduce = {});
 // A JPEG's (height, width) from its frame header, without decoding; false if none is found.
 bool jpeg_size(const unsigned char* data, size_t size, int& h, int& w);
+// The (height, width) an image file's header claims, for the formats image folders hold (JPEG,
+// PNG, BMP, PNM, TIFF, WebP); false when the bytes are none of them or the header is cut short.
+bool image_header_size(const unsigned char* data, size_t size, int64_t& h, int64_t& w);
+// The most pixels an image may have: decode_image_file refuses larger ones before decoding.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 26;
 // Whether a JPEG ends with its end-of-image marker (in its last KiB): a file cut short must be an
 // error, where decoders pad it with grey and at most warn.
 bool jpeg_complete(const unsigned char* data, size_t size);

@@ -5,6 +5,7 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -176,6 +177,84 @@ bool jpeg_complete(const unsigned char* u, size_t n) {
   return false;
 }
 
+namespace {
+
+uint32_t be32(const unsigned char* p) { return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | p[3]; }
+uint32_t le32(const unsigned char* p) { return uint32_t(p[3]) << 24 | uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
+uint32_t le24(const unsigned char* p) { return uint32_t(p[2]) << 16 | uint32_t(p[1]) << 8 | p[0]; }
+
+// PNM's header: magic, then width and height as decimal text between whitespace and comments.
+bool pnm_size(const unsigned char* u, size_t n, int64_t& h, int64_t& w) {
+  size_t i = 2;
+  int64_t v[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    while (i < n && (std::isspace(u[i]) || u[i] == '#'))
+      if (u[i] == '#') while (i < n && u[i] != '\n') ++i;
+      else ++i;
+    if (i >= n || !std::isdigit(u[i])) return false;
+    for (; i < n && std::isdigit(u[i]) && v[k] < (int64_t(1) << 40); ++i) v[k] = v[k] * 10 + (u[i] - '0');
+  }
+  w = v[0], h = v[1];
+  return true;
+}
+
+// TIFF: the first directory's ImageWidth (256) and ImageLength (257), SHORT or LONG.
+bool tiff_size(const unsigned char* u, size_t n, int64_t& h, int64_t& w) {
+  const bool le = u[0] == 'I';
+  auto u16 = [&](size_t at) { return le ? uint32_t(u[at]) | uint32_t(u[at + 1]) << 8 : uint32_t(u[at]) << 8 | u[at + 1]; };
+  auto u32 = [&](size_t at) { return le ? le32(u + at) : be32(u + at); };
+  const size_t ifd = u32(4);
+  if (ifd + 2 > n) return false;
+  const size_t count = u16(ifd);
+  h = w = -1;
+  for (size_t e = 0; e < count && ifd + 2 + 12 * (e + 1) <= n; ++e) {
+    const size_t at = ifd + 2 + 12 * e;
+    const uint32_t tag = u16(at), type = u16(at + 2);
+    const int64_t value = type == 3 ? u16(at + 8) : u32(at + 8);
+    if (tag == 256) w = value;
+    if (tag == 257) h = value;
+  }
+  return h >= 0 && w >= 0;
+}
+
+}  // namespace
+
+bool image_header_size(const unsigned char* u, size_t n, int64_t& h, int64_t& w) {
+  int jh = 0, jw = 0;
+  if (n >= 2 && u[0] == 0xFF && u[1] == 0xD8) {
+    if (!jpeg_size(u, n, jh, jw)) return false;
+    h = jh, w = jw;
+    return true;
+  }
+  if (n >= 24 && std::memcmp(u, "\x89PNG\r\n\x1a\n", 8) == 0 && std::memcmp(u + 12, "IHDR", 4) == 0) {
+    w = be32(u + 16), h = be32(u + 20);
+    return true;
+  }
+  if (n >= 26 && u[0] == 'B' && u[1] == 'M') {
+    if (le32(u + 14) == 12) {  // OS/2's BITMAPCOREHEADER: 16-bit width and height
+      w = u[18] | u[19] << 8, h = u[20] | u[21] << 8;
+    } else {  // BITMAPINFOHEADER and later: signed 32-bit (a negative height is top-down)
+      w = std::abs(int64_t(int32_t(le32(u + 18)))), h = std::abs(int64_t(int32_t(le32(u + 22))));
+    }
+    return true;
+  }
+  if (n >= 3 && u[0] == 'P' && u[1] >= '1' && u[1] <= '6') return pnm_size(u, n, h, w);
+  if (n >= 8 && (std::memcmp(u, "II*\0", 4) == 0 || std::memcmp(u, "MM\0*", 4) == 0)) return tiff_size(u, n, h, w);
+  if (n >= 30 && std::memcmp(u, "RIFF", 4) == 0 && std::memcmp(u + 8, "WEBP", 4) == 0) {
+    if (std::memcmp(u + 12, "VP8 ", 4) == 0) w = (u[26] | u[27] << 8) & 0x3FFF, h = (u[28] | u[29] << 8) & 0x3FFF;
+    else if (std::memcmp(u + 12, "VP8L", 4) == 0) {
+      const uint32_t bits = le32(u + 21);
+      w = (bits & 0x3FFF) + 1, h = (bits >> 14 & 0x3FFF) + 1;
+    } else if (std::memcmp(u + 12, "VP8X", 4) == 0) {
+      w = int64_t(le24(u + 24)) + 1, h = int64_t(le24(u + 27)) + 1;
+    } else {
+      return false;
+    }
+    return true;
+  }
+  return false;
+}
+
 #ifdef VITLAB_HAVE_OPENCV
 
 bool decode_image_file(const std::string& path, int channels, std::vector<uint8_t>& pixels, int& h, int& w,
@@ -190,6 +269,19 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
     return false;
   }
   const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  // The size the header claims, before OpenCV allocates it (it takes up to 2^30 pixels: a file of
+  // a few bytes could cost gigabytes in every loader worker). Formats vitlab cannot size are
+  // the ones its folders do not list.
+  int64_t claimed_h = 0, claimed_w = 0;
+  if (!image_header_size(u, bytes.size(), claimed_h, claimed_w)) {
+    error = path + ": unreadable image (not a JPEG, PNG, BMP, PNM, TIFF or WebP)";
+    return false;
+  }
+  if (claimed_h > kMaxImagePixels || claimed_w > kMaxImagePixels || claimed_h * claimed_w > kMaxImagePixels) {
+    error = path + ": image of " + std::to_string(claimed_w) + " x " + std::to_string(claimed_h) +
+            " pixels, over vitlab's limit of 2^26 (8192 x 8192)";
+    return false;
+  }
   int flags = cv::IMREAD_COLOR | cv::IMREAD_IGNORE_ORIENTATION;
   if (bytes.size() >= 2 && u[0] == 0xFF && u[1] == 0xD8) {  // JPEG: its end-of-image marker must be there
     if (!jpeg_complete(u, bytes.size())) {

@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <memory>
+#include <vector>
 
 #include "vitlab/data/dataset.h"
 #include "vitlab/error.h"
@@ -65,13 +66,20 @@ torch::Tensor read_idx_ubyte(const std::string& path, int ndim, std::vector<int6
   for (int i = 0; i < ndim; ++i) {
     dims.push_back(f.read_u32("the header"));
     if (dims.back() <= 0 || dims.back() > (1 << 28)) fail(path, ": implausible dimension ", dims.back());
-    total *= dims.back();
+    total *= dims.back();  // at most 2^34 * 2^28: no overflow before the check below
+    if (total > (int64_t(1) << 34)) fail(path, ": implausible size of more than 2^34 bytes");
   }
-  if (total > (int64_t(1) << 34)) fail(path, ": implausible size ", total, " bytes");
-  auto t = torch::empty({total}, torch::kUInt8);
-  f.read(t.data_ptr(), static_cast<size_t>(total), "the data");
+  // Read in chunks of at most 64 MiB: a header that claims more than the file holds fails at the
+  // file's end rather than first allocating all it claims.
+  auto bytes = std::make_unique<std::vector<uint8_t>>();
+  while (static_cast<int64_t>(bytes->size()) < total) {
+    const size_t at = bytes->size(), n = std::min<size_t>(static_cast<size_t>(total) - at, size_t(1) << 26);
+    bytes->resize(at + n);
+    f.read(bytes->data() + at, n, "the data");
+  }
   if (!f.at_end()) fail(path, ": trailing bytes after ", total, " bytes of data");
-  return t;
+  auto* owner = bytes.release();
+  return torch::from_blob(owner->data(), {total}, [owner](void*) { delete owner; }, torch::kUInt8);
 }
 
 std::string find_file(const std::string& prefix, std::initializer_list<const char*> stems) {

@@ -272,6 +272,12 @@ class NvjpegLoader : public Loader, private EpochPlan {
         continue;
       }
       const int h = heights[0], w = widths[0];
+      if (static_cast<int64_t>(h) * w > kMaxImagePixels) {  // as decode_image_file: refused before allocating
+        bad_row(s, r, f.paths[index] + ": image of " + std::to_string(w) + " x " + std::to_string(h) +
+                          " pixels, over vitlab's limit of 2^26 (8192 x 8192)");
+        offset[r + 1] = offset[r];
+        continue;
+      }
       kernels::ResizeJob& j = jobs[r];
       j.pitch = w * 3;
       if (training && opt_.augment->rrc) {

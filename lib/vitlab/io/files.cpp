@@ -116,8 +116,18 @@ void atomic_write(const std::string& path, const std::string& bytes) {
     }
     done += static_cast<size_t>(n);
   }
-  ::fsync(fd);
-  ::close(fd);
+  // A full disk may only show here: the data is on disk, or this is an error, before the rename.
+  if (::fsync(fd) != 0 && errno != EINVAL) {
+    int e = errno;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(path, ": write failed (", std::strerror(e), ")");
+  }
+  if (::close(fd) != 0) {
+    int e = errno;
+    ::unlink(tmp.c_str());
+    fail(path, ": write failed (", std::strerror(e), ")");
+  }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     int e = errno;
     ::unlink(tmp.c_str());

@@ -19,35 +19,35 @@ struct Keys {
   int integer(const char* key, int fallback) const {
     const auto v = j.find(key);
     if (v == j.end() || v->is_null()) return fallback;
-    if (!v->is_number_integer() || v->get<int64_t>() <= 0) fail(where, ": ", key, ": expected a positive integer, got ", v->dump());
+    if (!v->is_number_integer() || v->get<int64_t>() <= 0) fail(where, ": ", key, ": expected a positive integer, got ", dump_json(*v));
     return v->get<int>();
   }
   double number(const char* key, double fallback) const {
     const auto v = j.find(key);
     if (v == j.end() || v->is_null()) return fallback;
-    if (!v->is_number()) fail(where, ": ", key, ": expected a number, got ", v->dump());
+    if (!v->is_number()) fail(where, ": ", key, ": expected a number, got ", dump_json(*v));
     return v->get<double>();
   }
   bool flag(const char* key, bool fallback) const {
     const auto v = j.find(key);
     if (v == j.end() || v->is_null()) return fallback;
-    if (!v->is_boolean()) fail(where, ": ", key, ": expected true or false, got ", v->dump());
+    if (!v->is_boolean()) fail(where, ": ", key, ": expected true or false, got ", dump_json(*v));
     return v->get<bool>();
   }
   std::string text(const char* key, const std::string& fallback) const {
     const auto v = j.find(key);
     if (v == j.end() || v->is_null()) return fallback;
-    if (!v->is_string()) fail(where, ": ", key, ": expected a string, got ", v->dump());
+    if (!v->is_string()) fail(where, ": ", key, ": expected a string, got ", dump_json(*v));
     return v->get<std::string>();
   }
   std::vector<double> numbers(const char* key, std::vector<double> fallback) const {
     const auto v = j.find(key);
     if (v == j.end() || v->is_null()) return fallback;
     if (v->is_number()) return {v->get<double>()};
-    if (!v->is_array() || v->empty()) fail(where, ": ", key, ": expected a list of numbers, got ", v->dump());
+    if (!v->is_array() || v->empty()) fail(where, ": ", key, ": expected a list of numbers, got ", dump_json(*v));
     std::vector<double> out;
     for (const auto& x : *v) {
-      if (!x.is_number()) fail(where, ": ", key, ": expected a list of numbers, got ", v->dump());
+      if (!x.is_number()) fail(where, ": ", key, ": expected a list of numbers, got ", dump_json(*v));
       out.push_back(x.get<double>());
     }
     return out;
@@ -62,7 +62,8 @@ Size size_of(const json& pre, const char* key, Size fallback, const std::string&
   const auto v = pre.find(key);
   if (v == pre.end() || v->is_null()) return fallback;
   auto positive = [&](const json& x, const std::string& k) {
-    if (!x.is_number_integer() || x.get<int64_t>() <= 0) fail(where, ": ", k, ": expected a positive integer, got ", x.dump());
+    if (!x.is_number_integer() || x.get<int64_t>() <= 0 || x.get<int64_t>() > 1000000)
+      fail(where, ": ", k, ": expected a positive integer up to 1e6, got ", dump_json(x));
     return x.get<int>();
   };
   if (v->is_number()) {
@@ -73,7 +74,7 @@ Size size_of(const json& pre, const char* key, Size fallback, const std::string&
     return {positive((*v)["height"], std::string(key) + ".height"), positive((*v)["width"], std::string(key) + ".width"), 0};
   if (v->is_object() && v->contains("shortest_edge") && v->size() == 1)
     return {0, 0, positive((*v)["shortest_edge"], std::string(key) + ".shortest_edge")};
-  fail(where, ": ", key, ": ", v->dump(), " is not supported ({height, width} or {shortest_edge})");
+  fail(where, ": ", key, ": ", dump_json(*v), " is not supported ({height, width} or {shortest_edge})");
 }
 
 }  // namespace
@@ -81,104 +82,112 @@ Size size_of(const json& pre, const char* key, Size fallback, const std::string&
 bool is_hf_config(const json& j) { return j.is_object() && j.contains("model_type"); }
 
 ModelConfig model_from_hf_config(const json& j, const json& pre, const std::string& where) {
-  const Keys k{j, where};
-  const std::string type = k.text("model_type", "");
-  if (type != "vit" && type != "deit") fail(where, ": model_type '", type, "' is not a ViT vitlab reads (vit, deit)");
-  std::string arch = type == "vit" ? kVit : kDeit;
-  if (const auto a = j.find("architectures"); a != j.end() && !a->is_null()) {
-    if (!a->is_array() || a->size() != 1 || !(*a)[0].is_string())
-      fail(where, ": architectures: expected one class name, got ", a->dump());
-    arch = (*a)[0].get<std::string>();
-  }
-  const std::set<std::string> readable = type == "vit" ? std::set<std::string>{kVit} : std::set<std::string>{kDeit, kDeitTeacher};
-  if (!readable.count(arch))
-    fail(where, ": architectures: '", arch, "' is not an image classifier vitlab reads (", kVit, ", ", kDeit, ", ",
-         kDeitTeacher, ")");
-  const std::string act = k.text("hidden_act", "gelu");
-  if (act != "gelu") fail(where, ": hidden_act: '", act, "' is not supported (gelu)");
+  try {  // a field of the wrong JSON type deep inside: one line naming the file
+    const Keys k{j, where};
+    const std::string type = k.text("model_type", "");
+    if (type != "vit" && type != "deit") fail(where, ": model_type '", type, "' is not a ViT vitlab reads (vit, deit)");
+    std::string arch = type == "vit" ? kVit : kDeit;
+    if (const auto a = j.find("architectures"); a != j.end() && !a->is_null()) {
+      if (!a->is_array() || a->size() != 1 || !(*a)[0].is_string())
+        fail(where, ": architectures: expected one class name, got ", dump_json(*a));
+      arch = (*a)[0].get<std::string>();
+    }
+    const std::set<std::string> readable = type == "vit" ? std::set<std::string>{kVit} : std::set<std::string>{kDeit, kDeitTeacher};
+    if (!readable.count(arch))
+      fail(where, ": architectures: '", arch, "' is not an image classifier vitlab reads (", kVit, ", ", kDeit, ", ",
+           kDeitTeacher, ")");
+    const std::string act = k.text("hidden_act", "gelu");
+    if (act != "gelu") fail(where, ": hidden_act: '", act, "' is not supported (gelu)");
 
-  ModelConfig c;
-  c.dim = k.integer("hidden_size", 768);
-  c.depth = k.integer("num_hidden_layers", 12);
-  c.heads = k.integer("num_attention_heads", 12);
-  const int hidden = k.integer("intermediate_size", 3072);
-  c.mlp_ratio = static_cast<double>(hidden) / c.dim;
-  if (c.mlp_hidden() != hidden) fail(where, ": intermediate_size: ", hidden, " is not a width vitlab's MLP can hold");
-  c.image_size = k.integer("image_size", 224);
-  c.patch_size = k.integer("patch_size", 16);
-  c.in_chans = k.integer("num_channels", 3);
-  c.qkv_bias = k.flag("qkv_bias", true);
-  c.norm_eps = k.number("layer_norm_eps", 1e-12);
-  c.pool = "cls";
-  c.dist_token = type == "deit";  // every DeiT carries it; WithTeacher also its head
-  c.dist_head = arch == kDeitTeacher;
+    ModelConfig c;
+    c.dim = k.integer("hidden_size", 768);
+    c.depth = k.integer("num_hidden_layers", 12);
+    c.heads = k.integer("num_attention_heads", 12);
+    const int hidden = k.integer("intermediate_size", 3072);
+    c.mlp_ratio = static_cast<double>(hidden) / c.dim;
+    if (c.mlp_hidden() != hidden) fail(where, ": intermediate_size: ", hidden, " is not a width vitlab's MLP can hold");
+    c.image_size = k.integer("image_size", 224);
+    c.patch_size = k.integer("patch_size", 16);
+    c.in_chans = k.integer("num_channels", 3);
+    c.qkv_bias = k.flag("qkv_bias", true);
+    c.norm_eps = k.number("layer_norm_eps", 1e-12);
+    c.pool = "cls";
+    c.dist_token = type == "deit";  // every DeiT carries it; WithTeacher also its head
+    c.dist_head = arch == kDeitTeacher;
 
-  // Classes: id2label {"0": name, ...}, in index order.
-  if (const auto l = j.find("id2label"); l != j.end() && !l->is_null()) {
-    if (!l->is_object() || l->empty()) fail(where, ": id2label: expected an object {\"0\": name, ...}");
-    c.label_names.assign(l->size(), "");
-    for (const auto& [id, name] : l->items()) {
-      size_t used = 0;
-      int i = -1;
-      try {
-        i = std::stoi(id, &used);
-      } catch (const std::exception&) {
+    // Classes: id2label {"0": name, ...}, in index order.
+    if (const auto l = j.find("id2label"); l != j.end() && !l->is_null()) {
+      if (!l->is_object() || l->empty()) fail(where, ": id2label: expected an object {\"0\": name, ...}");
+      c.label_names.assign(l->size(), "");
+      for (const auto& [id, name] : l->items()) {
+        size_t used = 0;
+        int i = -1;
+        try {
+          i = std::stoi(id, &used);
+        } catch (const std::exception&) {
+        }
+        if (used != id.size() || i < 0 || i >= static_cast<int>(l->size()) || !name.is_string())
+          fail(where, ": id2label: '", id, "' is not a class index below ", l->size(), " with a name");
+        c.label_names[i] = name.get<std::string>();
       }
-      if (used != id.size() || i < 0 || i >= static_cast<int>(l->size()) || !name.is_string())
-        fail(where, ": id2label: '", id, "' is not a class index below ", l->size(), " with a name");
-      c.label_names[i] = name.get<std::string>();
-    }
-    c.num_classes = static_cast<int>(c.label_names.size());
-  } else {
-    c.num_classes = k.integer("num_labels", 2);
-  }
-
-  // The processor's normalisation is part of vitlab's model: x / 255 (rescale), then mean / std.
-  c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};  // ViTImageProcessor's defaults
-  if (!pre.is_null()) {
-    const std::string pwhere = where.substr(0, where.rfind('/') + 1) + "preprocessor_config.json";
-    const Keys p{pre, pwhere};
-    if (!p.flag("do_rescale", true) || std::abs(p.number("rescale_factor", 1.0 / 255) - 1.0 / 255) > 1e-12)
-      fail(pwhere, ": do_rescale / rescale_factor: vitlab scales pixels by 1/255");
-    if (p.flag("do_normalize", true)) {
-      c.mean = p.numbers("image_mean", c.mean);
-      c.std = p.numbers("image_std", c.std);
+      c.num_classes = static_cast<int>(c.label_names.size());
     } else {
-      c.mean = {0.0}, c.std = {1.0};
+      c.num_classes = k.integer("num_labels", 2);
     }
+
+    // The processor's normalisation is part of vitlab's model: x / 255 (rescale), then mean / std.
+    c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};  // ViTImageProcessor's defaults
+    if (!pre.is_null()) {
+      const std::string pwhere = where.substr(0, where.rfind('/') + 1) + "preprocessor_config.json";
+      const Keys p{pre, pwhere};
+      if (!p.flag("do_rescale", true) || std::abs(p.number("rescale_factor", 1.0 / 255) - 1.0 / 255) > 1e-12)
+        fail(pwhere, ": do_rescale / rescale_factor: vitlab scales pixels by 1/255");
+      if (p.flag("do_normalize", true)) {
+        c.mean = p.numbers("image_mean", c.mean);
+        c.std = p.numbers("image_std", c.std);
+      } else {
+        c.mean = {0.0}, c.std = {1.0};
+      }
+    }
+    if (c.in_chans == 1 && c.mean.size() == 3) c.mean.resize(1), c.std.resize(1);
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      fail(where, ": ", e.what());
+    }
+    return c;
+  } catch (const json::exception& e) {
+    fail(where, ": ", json_error_text(e));
   }
-  if (c.in_chans == 1 && c.mean.size() == 3) c.mean.resize(1), c.std.resize(1);
-  try {
-    c.validate();
-  } catch (const Error& e) {
-    fail(where, ": ", e.what());
-  }
-  return c;
 }
 
 void apply_hf_eval_transform(const json& pre, const ModelConfig& m, const std::string& where, DataConfig& data) {
-  data.crop_pct = 0, data.crop_mode = "center", data.interpolation = "bilinear";
-  if (pre.is_null()) return;  // ViTImageProcessor's defaults: the whole image, bilinear
-  const Keys p{pre, where};
-  const int resample = p.integer("resample", 2);
-  if (resample != 2 && resample != 3) fail(where, ": resample: ", resample, " is not supported (2 bilinear, 3 bicubic)");
-  data.interpolation = resample == 3 ? "bicubic" : "bilinear";
-  if (!p.flag("do_resize", true)) fail(where, ": do_resize false: vitlab resizes every image to the model's size");
-  const Size size = size_of(pre, "size", {m.image_size, m.image_size, 0}, where);
-  const bool crop = p.flag("do_center_crop", false);
-  const Size out = crop ? size_of(pre, "crop_size", {m.image_size, m.image_size, 0}, where) : size;
-  if (out.h != m.image_size || out.w != m.image_size)
-    fail(where, ": the processor makes ", out.shortest ? "shortest-edge " + std::to_string(out.shortest) :
-                                                         std::to_string(out.h) + " x " + std::to_string(out.w),
-         " images; the model takes ", m.image_size, " x ", m.image_size);
-  if (!crop) return;  // resized straight to the model's size
-  if (size.shortest == 0 && size.h != size.w)
-    fail(where, ": size: ", size.h, " x ", size.w, " is not square (vitlab's squash resize is)");
-  // floor(image_size / crop_pct) must give the resize's side exactly: the side plus a half keeps
-  // the quotient clear of the integer below it whatever the rounding of crop_pct.
-  const int side = size.shortest ? size.shortest : size.h;
-  data.crop_mode = size.shortest ? "center" : "squash";
-  data.crop_pct = static_cast<double>(m.image_size) / (side + 0.5);
+  try {  // a field of the wrong JSON type deep inside: one line naming the file
+    data.crop_pct = 0, data.crop_mode = "center", data.interpolation = "bilinear";
+    if (pre.is_null()) return;  // ViTImageProcessor's defaults: the whole image, bilinear
+    const Keys p{pre, where};
+    const int resample = p.integer("resample", 2);
+    if (resample != 2 && resample != 3) fail(where, ": resample: ", resample, " is not supported (2 bilinear, 3 bicubic)");
+    data.interpolation = resample == 3 ? "bicubic" : "bilinear";
+    if (!p.flag("do_resize", true)) fail(where, ": do_resize false: vitlab resizes every image to the model's size");
+    const Size size = size_of(pre, "size", {m.image_size, m.image_size, 0}, where);
+    const bool crop = p.flag("do_center_crop", false);
+    const Size out = crop ? size_of(pre, "crop_size", {m.image_size, m.image_size, 0}, where) : size;
+    if (out.h != m.image_size || out.w != m.image_size)
+      fail(where, ": the processor makes ", out.shortest ? "shortest-edge " + std::to_string(out.shortest) :
+                                                           std::to_string(out.h) + " x " + std::to_string(out.w),
+           " images; the model takes ", m.image_size, " x ", m.image_size);
+    if (!crop) return;  // resized straight to the model's size
+    if (size.shortest == 0 && size.h != size.w)
+      fail(where, ": size: ", size.h, " x ", size.w, " is not square (vitlab's squash resize is)");
+    // floor(image_size / crop_pct) must give the resize's side exactly: the side plus a half keeps
+    // the quotient clear of the integer below it whatever the rounding of crop_pct.
+    const int side = size.shortest ? size.shortest : size.h;
+    data.crop_mode = size.shortest ? "center" : "squash";
+    data.crop_pct = static_cast<double>(m.image_size) / (side + 0.5);
+  } catch (const json::exception& e) {
+    fail(where, ": ", json_error_text(e));
+  }
 }
 
 namespace {

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "vitlab/config.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 
@@ -43,7 +44,7 @@ void save_safetensors(const std::string& path, const NamedTensors& tensors,
     offset += bytes;
     data.push_back(c);
   }
-  std::string h = header.dump();
+  std::string h = dump_json(header);
   h.append((8 - h.size() % 8) % 8, ' ');  // pad so the data starts 8-byte aligned
   std::string out(8, '\0');
   const uint64_t n = h.size();
@@ -93,7 +94,7 @@ NamedTensors load_safetensors(const std::string& path, std::map<std::string, std
       bad("header entry needs dtype, shape and data_offsets");
     if (!e["dtype"].is_string()) bad("dtype is not a string");
     auto dt = std::find_if(dtypes().begin(), dtypes().end(), [&](const auto& d) { return d.first == e["dtype"]; });
-    if (dt == dtypes().end()) bad("unsupported dtype " + e["dtype"].dump());
+    if (dt == dtypes().end()) bad("unsupported dtype " + dump_json(e["dtype"]));
     Entry x{it.key(), dt->second, {}, 0, 0};
     if (!e["shape"].is_array()) bad("shape is not an array");
     uint64_t numel = 1;

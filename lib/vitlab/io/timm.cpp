@@ -1,5 +1,6 @@
 #include "vitlab/io/timm.h"
 
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -10,129 +11,148 @@ namespace vitlab {
 bool is_timm_config(const json& j) { return j.is_object() && j.contains("architecture"); }
 
 ModelConfig model_from_timm_config(const json& j, const std::string& where) {
-  if (!is_timm_config(j) || !j["architecture"].is_string()) fail(where, ": architecture: missing or not a string");
-  const std::string arch = j["architecture"].get<std::string>();
-  // vit_small_patch16_224, vit_base_patch32_384.augreg_in21k, deit_tiny_distilled_patch16_224,
-  // vit_small_patch14_reg4_dinov2, vit_base_patch16_reg4_gap_256: family, size, distillation,
-  // patch, registers, global average pooling, image size or DINOv2.
-  static const std::regex name(
-      R"(^(vit|deit)_(tiny|small|base|large)_(distilled_)?patch(\d+)_(?:reg(\d+)_)?(gap_)?(\d+|dinov2)(\..*)?$)");
-  std::smatch m;
-  if (!std::regex_match(arch, m, name))
-    fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large}_patch{P}_{S}, ",
-         "their _reg{N}, _gap and _dinov2 forms, deit_*_patch{P}_{S} and deit_*_distilled_*)");
-  ModelConfig c;
-  const std::string size = m[2];
-  c.dim = size == "tiny" ? 192 : size == "small" ? 384 : size == "base" ? 768 : 1024;
-  c.depth = size == "large" ? 24 : 12;
-  c.heads = size == "tiny" ? 3 : size == "small" ? 6 : size == "base" ? 12 : 16;
-  c.patch_size = std::stoi(m[4]);
-  const bool dinov2 = m[7] == "dinov2";
-  c.image_size = dinov2 ? 518 : std::stoi(m[7]);
-  c.in_chans = 3;
-  c.num_classes = 1000;
-  c.norm_eps = 1e-6;
-  // timm's ViT default normalisation (Inception statistics); DeiT and DINOv2 use ImageNet's.
-  if (m[1] == "deit" || dinov2) c.mean = {0.485, 0.456, 0.406}, c.std = {0.229, 0.224, 0.225};
-  else c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};
-  if (m[3].matched) c.dist_token = c.dist_head = true;          // DeiT's distillation token and head
-  if (dinov2) c.layer_scale = 1e-5;                             // timm's init_values for DINOv2
-  if (m[5].matched) c.reg_tokens = std::stoi(m[5]), c.no_embed_class = true;
-  std::string pool = m[6].matched ? "avg" : "token";
-  std::optional<bool> class_token;
-  if (m[6].matched) class_token = false;  // _gap: no class token, the patches averaged
-  std::optional<bool> fc_norm;
+  try {  // a field of the wrong JSON type deep inside: one line naming the file
+    if (!is_timm_config(j) || !j["architecture"].is_string()) fail(where, ": architecture: missing or not a string");
+    const std::string arch = j["architecture"].get<std::string>();
+    // vit_small_patch16_224, vit_base_patch32_384.augreg_in21k, deit_tiny_distilled_patch16_224,
+    // vit_small_patch14_reg4_dinov2, vit_base_patch16_reg4_gap_256: family, size, distillation,
+    // patch, registers, global average pooling, image size or DINOv2.
+    static const std::regex name(
+        R"(^(vit|deit)_(tiny|small|base|large)_(distilled_)?patch(\d+)_(?:reg(\d+)_)?(gap_)?(\d+|dinov2)(\..*)?$)");
+    std::smatch m;
+    if (!std::regex_match(arch, m, name))
+      fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large}_patch{P}_{S}, ",
+           "their _reg{N}, _gap and _dinov2 forms, deit_*_patch{P}_{S} and deit_*_distilled_*)");
+    ModelConfig c;
+    const std::string size = m[2];
+    c.dim = size == "tiny" ? 192 : size == "small" ? 384 : size == "base" ? 768 : 1024;
+    c.depth = size == "large" ? 24 : 12;
+    c.heads = size == "tiny" ? 3 : size == "small" ? 6 : size == "base" ? 12 : 16;
+    // The name's numbers: what std::stoi would take beyond int's range is no ViT's size.
+    auto digits = [&](const std::string& d, const char* what) {
+      if (d.size() > 6) fail(where, ": architecture '", arch, "': ", what, " ", d, " is out of range");
+      return std::stoi(d);
+    };
+    c.patch_size = digits(m[4], "patch size");
+    const bool dinov2 = m[7] == "dinov2";
+    c.image_size = dinov2 ? 518 : digits(m[7], "image size");
+    c.in_chans = 3;
+    c.num_classes = 1000;
+    c.norm_eps = 1e-6;
+    // timm's ViT default normalisation (Inception statistics); DeiT and DINOv2 use ImageNet's.
+    if (m[1] == "deit" || dinov2) c.mean = {0.485, 0.456, 0.406}, c.std = {0.229, 0.224, 0.225};
+    else c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};
+    if (m[3].matched) c.dist_token = c.dist_head = true;          // DeiT's distillation token and head
+    if (dinov2) c.layer_scale = 1e-5;                             // timm's init_values for DINOv2
+    if (m[5].matched) c.reg_tokens = digits(m[5], "register tokens"), c.no_embed_class = true;
+    std::string pool = m[6].matched ? "avg" : "token";
+    std::optional<bool> class_token;
+    if (m[6].matched) class_token = false;  // _gap: no class token, the patches averaged
+    std::optional<bool> fc_norm;
 
-  auto number = [&](const json& v, const std::string& key) {
-    if (!v.is_number()) fail(where, ": ", key, ": not a number");
-    return v.get<double>();
-  };
-  if (const auto pc = j.find("pretrained_cfg"); pc != j.end() && pc->is_object()) {
-    if (const auto in = pc->find("input_size"); in != pc->end()) {
-      if (!in->is_array() || in->size() != 3 || (*in)[1] != (*in)[2])
-        fail(where, ": pretrained_cfg.input_size: expected [C, S, S]");
-      c.in_chans = (*in)[0].get<int>(), c.image_size = (*in)[1].get<int>();
-    }
-    if (pc->contains("mean")) c.mean = (*pc)["mean"].get<std::vector<double>>();
-    if (pc->contains("std")) c.std = (*pc)["std"].get<std::vector<double>>();
-    if (pc->contains("num_classes")) c.num_classes = static_cast<int>(number((*pc)["num_classes"], "pretrained_cfg.num_classes"));
-  }
-  if (j.contains("num_classes")) c.num_classes = static_cast<int>(number(j["num_classes"], "num_classes"));
-  if (j.contains("global_pool")) pool = j["global_pool"].get<std::string>();
-  // The class names timm writes beside a hub checkpoint (label_names, one per class).
-  if (const auto l = j.find("label_names"); l != j.end() && !l->is_null()) {
-    if (!l->is_array()) fail(where, ": label_names: expected an array of strings");
-    for (const auto& n : *l) {
-      if (!n.is_string()) fail(where, ": label_names: expected an array of strings");
-      c.label_names.push_back(n.get<std::string>());
-    }
-  }
-  if (const auto a = j.find("model_args"); a != j.end()) {
-    if (!a->is_object()) fail(where, ": model_args: not an object");
-    for (const auto& [key, v] : a->items()) {
-      const std::string k = "model_args." + key;
-      if (key == "embed_dim") c.dim = static_cast<int>(number(v, k));
-      else if (key == "depth") c.depth = static_cast<int>(number(v, k));
-      else if (key == "num_heads") c.heads = static_cast<int>(number(v, k));
-      else if (key == "patch_size") c.patch_size = static_cast<int>(number(v, k));
-      else if (key == "img_size") c.image_size = static_cast<int>(number(v, k));
-      else if (key == "in_chans") c.in_chans = static_cast<int>(number(v, k));
-      else if (key == "num_classes") c.num_classes = static_cast<int>(number(v, k));
-      else if (key == "mlp_ratio") c.mlp_ratio = number(v, k);
-      else if (key == "qkv_bias") c.qkv_bias = v.get<bool>();
-      else if (key == "class_token") class_token = v.get<bool>();
-      else if (key == "fc_norm") {
-        if (!v.is_null()) fc_norm = v.get<bool>();  // null: timm's default for the pooling
+    auto number = [&](const json& v, const std::string& key) {
+      if (!v.is_number()) fail(where, ": ", key, ": not a number");
+      return v.get<double>();
+    };
+    // A size or count: converting a double outside int's range would be undefined behaviour.
+    auto integer = [&](const json& v, const std::string& key) {
+      const double x = number(v, key);
+      if (x != std::floor(x) || x < 0 || x > 1e6) fail(where, ": ", key, ": expected a whole number up to 1e6, got ", dump_json(v));
+      return static_cast<int>(x);
+    };
+    if (const auto pc = j.find("pretrained_cfg"); pc != j.end() && pc->is_object()) {
+      if (const auto in = pc->find("input_size"); in != pc->end()) {
+        if (!in->is_array() || in->size() != 3 || (*in)[1] != (*in)[2])
+          fail(where, ": pretrained_cfg.input_size: expected [C, S, S]");
+        c.in_chans = integer((*in)[0], "pretrained_cfg.input_size"), c.image_size = integer((*in)[1], "pretrained_cfg.input_size");
       }
-      else if (key == "init_values") c.layer_scale = v.is_null() ? 0.0 : number(v, k);
-      else if (key == "global_pool") pool = v.get<std::string>();
-      else if (key == "reg_tokens") c.reg_tokens = static_cast<int>(number(v, k));
-      else if (key == "no_embed_class") c.no_embed_class = v.get<bool>();
-      // dynamic_img_size resamples the position table to each input's grid; vitlab resamples it
-      // once, when a checkpoint is loaded at another size, with the same function.
-      else if (key == "dynamic_img_size") continue;
-      else if ((key == "pre_norm" && !v.get<bool>()) || (key == "qk_norm" && !v.get<bool>()))
-        continue;  // timm's defaults
-      else fail(where, ": ", k, ": ", v.dump(), " is not supported by vitlab's ViT");
+      if (pc->contains("mean")) c.mean = (*pc)["mean"].get<std::vector<double>>();
+      if (pc->contains("std")) c.std = (*pc)["std"].get<std::vector<double>>();
+      if (pc->contains("num_classes")) c.num_classes = integer((*pc)["num_classes"], "pretrained_cfg.num_classes");
     }
+    if (j.contains("num_classes")) c.num_classes = integer(j["num_classes"], "num_classes");
+    if (j.contains("global_pool")) pool = j["global_pool"].get<std::string>();
+    // The class names timm writes beside a hub checkpoint (label_names, one per class).
+    if (const auto l = j.find("label_names"); l != j.end() && !l->is_null()) {
+      if (!l->is_array()) fail(where, ": label_names: expected an array of strings");
+      for (const auto& n : *l) {
+        if (!n.is_string()) fail(where, ": label_names: expected an array of strings");
+        c.label_names.push_back(n.get<std::string>());
+      }
+    }
+    if (const auto a = j.find("model_args"); a != j.end()) {
+      if (!a->is_object()) fail(where, ": model_args: not an object");
+      for (const auto& [key, v] : a->items()) {
+        const std::string k = "model_args." + key;
+        if (key == "embed_dim") c.dim = integer(v, k);
+        else if (key == "depth") c.depth = integer(v, k);
+        else if (key == "num_heads") c.heads = integer(v, k);
+        else if (key == "patch_size") c.patch_size = integer(v, k);
+        else if (key == "img_size") c.image_size = integer(v, k);
+        else if (key == "in_chans") c.in_chans = integer(v, k);
+        else if (key == "num_classes") c.num_classes = integer(v, k);
+        else if (key == "mlp_ratio") c.mlp_ratio = number(v, k);
+        else if (key == "qkv_bias") c.qkv_bias = v.get<bool>();
+        else if (key == "class_token") class_token = v.get<bool>();
+        else if (key == "fc_norm") {
+          if (!v.is_null()) fc_norm = v.get<bool>();  // null: timm's default for the pooling
+        }
+        else if (key == "init_values") c.layer_scale = v.is_null() ? 0.0 : number(v, k);
+        else if (key == "global_pool") pool = v.get<std::string>();
+        else if (key == "reg_tokens") c.reg_tokens = integer(v, k);
+        else if (key == "no_embed_class") c.no_embed_class = v.get<bool>();
+        // dynamic_img_size resamples the position table to each input's grid; vitlab resamples it
+        // once, when a checkpoint is loaded at another size, with the same function.
+        else if (key == "dynamic_img_size") continue;
+        else if ((key == "pre_norm" && !v.get<bool>()) || (key == "qk_norm" && !v.get<bool>()))
+          continue;  // timm's defaults
+        else fail(where, ": ", k, ": ", dump_json(v), " is not supported by vitlab's ViT");
+      }
+    }
+    if (pool == "token") {
+      c.pool = "cls";
+      if (class_token == false) fail(where, ": global_pool 'token' needs the class token");
+    } else if (pool == "avg" || pool == "avgmax") {
+      c.pool = pool == "avg" ? "mean" : "avgmax";
+      c.class_token = class_token.value_or(true);  // timm keeps the class token unless told otherwise
+    } else {
+      fail(where, ": global_pool '", pool, "' is not supported (token, avg, avgmax)");
+    }
+    // timm normalises the pooled token (fc_norm) instead of every token by default when averaging.
+    c.fc_norm = fc_norm.value_or(pool != "token");
+    try {
+      c.validate();
+    } catch (const Error& e) {
+      fail(where, ": ", e.what());
+    }
+    return c;
+  } catch (const json::exception& e) {
+    fail(where, ": ", json_error_text(e));
   }
-  if (pool == "token") {
-    c.pool = "cls";
-    if (class_token == false) fail(where, ": global_pool 'token' needs the class token");
-  } else if (pool == "avg" || pool == "avgmax") {
-    c.pool = pool == "avg" ? "mean" : "avgmax";
-    c.class_token = class_token.value_or(true);  // timm keeps the class token unless told otherwise
-  } else {
-    fail(where, ": global_pool '", pool, "' is not supported (token, avg, avgmax)");
-  }
-  // timm normalises the pooled token (fc_norm) instead of every token by default when averaging.
-  c.fc_norm = fc_norm.value_or(pool != "token");
-  try {
-    c.validate();
-  } catch (const Error& e) {
-    fail(where, ": ", e.what());
-  }
-  return c;
 }
 
 void apply_timm_eval_transform(const json& j, const std::string& where, DataConfig& data) {
-  data.crop_pct = 0.9, data.interpolation = "bicubic";  // timm's ViT _cfg
-  const auto pc = j.find("pretrained_cfg");
-  if (pc == j.end() || !pc->is_object()) return;
-  if (const auto v = pc->find("crop_pct"); v != pc->end() && !v->is_null()) {
-    if (!v->is_number() || v->get<double>() <= 0 || v->get<double>() > 1)
-      fail(where, ": pretrained_cfg.crop_pct: expected a number in (0, 1], got ", v->dump());
-    data.crop_pct = v->get<double>();
-  }
-  if (const auto v = pc->find("interpolation"); v != pc->end() && !v->is_null()) {
-    if (*v != "bicubic" && *v != "bilinear")
-      fail(where, ": pretrained_cfg.interpolation: ", v->dump(), " is not supported (bicubic, bilinear)");
-    data.interpolation = v->get<std::string>();
-  }
-  if (const auto v = pc->find("crop_mode"); v != pc->end() && !v->is_null()) {
-    if (*v != "center" && *v != "squash")
-      fail(where, ": pretrained_cfg.crop_mode: ", v->dump(), " is not supported (center, squash)");
-    data.crop_mode = v->get<std::string>();
+  try {  // a field of the wrong JSON type deep inside: one line naming the file
+    data.crop_pct = 0.9, data.interpolation = "bicubic";  // timm's ViT _cfg
+    const auto pc = j.find("pretrained_cfg");
+    if (pc == j.end() || !pc->is_object()) return;
+    if (const auto v = pc->find("crop_pct"); v != pc->end() && !v->is_null()) {
+      if (!v->is_number() || v->get<double>() <= 0 || v->get<double>() > 1)
+        fail(where, ": pretrained_cfg.crop_pct: expected a number in (0, 1], got ", dump_json(*v));
+      data.crop_pct = v->get<double>();
+    }
+    if (const auto v = pc->find("interpolation"); v != pc->end() && !v->is_null()) {
+      if (*v != "bicubic" && *v != "bilinear")
+        fail(where, ": pretrained_cfg.interpolation: ", dump_json(*v), " is not supported (bicubic, bilinear)");
+      data.interpolation = v->get<std::string>();
+    }
+    if (const auto v = pc->find("crop_mode"); v != pc->end() && !v->is_null()) {
+      if (*v != "center" && *v != "squash")
+        fail(where, ": pretrained_cfg.crop_mode: ", dump_json(*v), " is not supported (center, squash)");
+      data.crop_mode = v->get<std::string>();
+    }
+  } catch (const json::exception& e) {
+    fail(where, ": ", json_error_text(e));
   }
 }
 

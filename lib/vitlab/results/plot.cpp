@@ -62,7 +62,7 @@ std::string group_of(const json& r, const std::string& group) {
     const std::string path = key == "attention" ? "model.attention.name" : key == "pos" ? "model.pos" : key;
     const json* v = find_path(r, path);
     if (!v) fail("--group ", key, ": no ", path, " in the results of run '", r.value("run_id", "?"), "'");
-    out += (out.empty() ? "" : " ") + (v->is_string() ? v->get<std::string>() : v->dump());
+    out += (out.empty() ? "" : " ") + (v->is_string() ? v->get<std::string>() : dump_json(*v));
   }
   return out;
 }
@@ -72,7 +72,7 @@ std::string setting_key(const json& r) {
   json train = r.value("train", json::object());
   train.erase("seed");
   erase_execution_keys(train);
-  return json{{"model", r.value("model", json())}, {"data", r.value("data", json())}, {"train", train}}.dump();
+  return dump_json(json{{"model", r.value("model", json())}, {"data", r.value("data", json())}, {"train", train}});
 }
 
 bool lower_is_better(const std::string& name) { return name == "loss" || name.find("loss") != std::string::npos; }
@@ -111,7 +111,12 @@ std::vector<json> load_results(const std::vector<std::string>& paths) {
   std::vector<json> out;
   for (const auto& f : files) {
     json r = read_json_file(f);
-    if (r.value("schema", "") != "vitlab.run/1") fail(f, ": not a vitlab result (schema vitlab.run/1)");
+    if (!r.is_object() || !r.contains("schema") || r["schema"] != "vitlab.run/1")
+      fail(f, ": not a vitlab result (schema vitlab.run/1)");
+    // What the plot reads beside its axes (which say themselves what they miss).
+    for (const char* key : {"model", "data", "train"})
+      if (r.contains(key) && !r[key].is_object()) fail(f, ": ", key, ": expected an object");
+    if (r.contains("run_id") && !r["run_id"].is_string()) fail(f, ": run_id: expected a string");
     out.push_back(std::move(r));
   }
   return out;

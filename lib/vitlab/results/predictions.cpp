@@ -50,7 +50,7 @@ void write_predictions(const std::string& path, const EvalResult& r, const std::
       if (!class_names.empty()) row["label_name"] = l[i] >= 0 ? json(name(l[i])) : json(nullptr);
       rows.push_back(row);
     }
-    out << rows.dump(1) << "\n";
+    out << dump_json(rows, 1) << "\n";
   } else {
     out << "image,label,label_name";
     for (int64_t j = 1; j <= k; ++j) out << ",class_" << j << ",name_" << j << ",prob_" << j;

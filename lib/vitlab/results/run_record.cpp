@@ -30,7 +30,7 @@ json host_record(const torch::Device& device, int threads) {
 }
 
 void write_result(const std::string& dir, const json& record) {
-  atomic_write(join_path(dir, "result.json"), record.dump(2) + "\n");
+  atomic_write(join_path(dir, "result.json"), dump_json(record, 2) + "\n");
 }
 
 }  // namespace vitlab

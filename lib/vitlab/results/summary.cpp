@@ -30,12 +30,18 @@ std::vector<SummaryRow> collect_summary(const std::vector<std::string>& dirs) {
     const std::string path = join_path(dir, "sweep.json");
     if (!is_regular_file(path)) fail(dir, ": not a sweep directory (no sweep.json)");
     const json record = read_json_file(path);
-    if (record.value("schema", "") != kSweepSchema) fail(path, ": schema is not ", kSweepSchema);
-    for (const auto& r : record.at("runs")) {
+    if (!record.is_object() || record.value("schema", "") != kSweepSchema) fail(path, ": schema is not ", kSweepSchema);
+    if (!record.contains("runs") || !record["runs"].is_array()) fail(path, ": runs: expected a list");
+    for (const auto& r : record["runs"]) {
       SummaryRow row;
-      row.name = r.at("name").get<std::string>();
-      row.settings = r.value("settings", json::object());
-      row.accounting = r.value("accounting", json());
+      try {
+        row.name = r.at("name").get<std::string>();
+        row.settings = r.value("settings", json::object());
+        row.accounting = r.value("accounting", json());
+      } catch (const json::exception& e) {
+        fail(path, ": runs: ", json_error_text(e));
+      }
+      if (!is_run_name(row.name)) fail(path, ": runs: '", row.name, "' is not a run name");
       const std::string run_dir = run_directory(dir, row.name);
       const RunState s = read_run_state(run_dir);
       row.state = s.state;
@@ -63,7 +69,7 @@ std::vector<std::string> setting_keys(const std::vector<SummaryRow>& rows) {
   return keys;
 }
 
-std::string plain(const json& v) { return v.is_string() ? v.get<std::string>() : v.is_null() ? "" : v.dump(); }
+std::string plain(const json& v) { return v.is_string() ? v.get<std::string>() : v.is_null() ? "" : dump_json(v); }
 
 // An accounting field (params, FLOPs, KV floats): the result and the sweep's accounting have the
 // same layout; the result wins when the run is done.
@@ -148,7 +154,7 @@ std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::
   for (const auto& r : rows) {
     json id = json::object();
     for (const auto& k : shown) id[k] = r.settings.value(k, json());
-    const std::string key = id.dump();
+    const std::string key = dump_json(id);
     if (!groups.count(key)) order.push_back(key);
     groups[key].push_back(&r);
   }

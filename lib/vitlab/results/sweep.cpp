@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <map>
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
@@ -74,7 +75,9 @@ std::string value_text(const json& v) {
   if (v.is_object()) {
     // {"name": "gqa", "kv_heads": 2} -> "gqa_kv_heads-2"; nested objects -> "k24.q24".
     std::string s = v.contains("name") && v["name"].is_string() ? v["name"].get<std::string>() : "";
-    for (const auto& [key, value] : v.items()) {
+    for (const auto& item : v.items()) {  // not a structured binding: clang cannot capture one
+      const std::string& key = item.key();
+      const json& value = item.value();
       if (key == "name") continue;
       std::string part = value.is_object() ? key + "-" + [&] {
         std::string inner;
@@ -85,7 +88,7 @@ std::string value_text(const json& v) {
     }
     return s;
   }
-  return v.dump();
+  return dump_json(v);
 }
 
 std::string last_component(const std::string& key) {
@@ -120,9 +123,23 @@ std::string sweep_run_name(const Settings& settings) {
   return name;
 }
 
+bool is_run_name(const std::string& name) {
+  if (name.empty() || name.size() > 96 || name == "." || name == "..") return false;
+  for (char c : name)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '_' && c != '-') return false;
+  return true;
+}
+
 std::vector<SweepRun> expand_sweep(const SweepSpec& spec) {
+  // Each run is a directory and a training run: a spec of more is a mistake (and a product of
+  // a few long axes would overflow).
+  constexpr size_t kMaxRuns = 100000;
   size_t total = 1;
-  for (const auto& a : spec.axes) total *= a.size();
+  for (const auto& a : spec.axes) {
+    if (a.size() > kMaxRuns || total * a.size() > kMaxRuns)
+      fail("axes: the sweep has more than ", kMaxRuns, " runs (the product of the axes' lengths)");
+    total *= a.size();
+  }
   std::vector<SweepRun> runs;
   runs.reserve(total);
   for (size_t r = 0; r < total; ++r) {
@@ -157,11 +174,13 @@ std::vector<SweepRun> expand_sweep(const SweepSpec& spec) {
     }
     runs.push_back(std::move(run));
   }
-  for (size_t i = 0; i < runs.size(); ++i)
-    for (size_t j = 0; j < i; ++j)
-      if (runs[i].name == runs[j].name)
-        fail("runs ", j, " and ", i, " have the same name ", runs[i].name, " (", runs[j].settings.dump(), " vs ",
-             runs[i].settings.dump(), ")");
+  std::map<std::string, size_t> first;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    const auto [at, fresh] = first.emplace(runs[i].name, i);
+    if (!fresh)
+      fail("runs ", at->second, " and ", i, " have the same name ", runs[i].name, " (",
+           dump_json(runs[at->second].settings), " vs ", dump_json(runs[i].settings), ")");
+  }
   return runs;
 }
 
@@ -226,7 +245,7 @@ RunState read_run_state(const std::string& run_dir) {
 }
 
 void write_run_state(const std::string& run_dir, const RunState& s) {
-  atomic_write(join_path(run_dir, "sweep_state.json"), s.to_json().dump(2) + "\n");
+  atomic_write(join_path(run_dir, "sweep_state.json"), dump_json(s.to_json(), 2) + "\n");
 }
 
 json sweep_record(const SweepSpec& spec, const std::vector<SweepRun>& runs, const std::vector<json>& accounting,
@@ -245,7 +264,7 @@ json sweep_record(const SweepSpec& spec, const std::vector<SweepRun>& runs, cons
 }
 
 void write_sweep_record(const std::string& sweep_dir, const json& record) {
-  atomic_write(join_path(sweep_dir, "sweep.json"), record.dump(2) + "\n");
+  atomic_write(join_path(sweep_dir, "sweep.json"), dump_json(record, 2) + "\n");
 }
 
 }  // namespace vitlab

@@ -51,6 +51,9 @@ using Settings = std::vector<std::pair<std::string, json>>;
 // where two keys share it) and values written plainly, characters outside [A-Za-z0-9._-]
 // replaced; names over 96 characters end in a hash of the whole name.
 std::string sweep_run_name(const Settings& settings);
+// Whether `name` is one sweep_run_name can give (letters, digits, '.', '_', '-'; at most 96
+// characters; not "." or ".."): a name read from sweep.json becomes a directory under runs/.
+bool is_run_name(const std::string& name);
 
 // --shard i/n: run index r belongs to shard r % n.
 struct Shard {

@@ -133,7 +133,7 @@ SweepOutcome run_sweep(const SweepSpec& spec, const std::vector<SweepRun>& runs,
       ++out.done;
       return false;
     }
-    atomic_write(join_path(dir, "sweep_config.json"), run.config.dump(2) + "\n");
+    atomic_write(join_path(dir, "sweep_config.json"), dump_json(run.config, 2) + "\n");
     std::vector<std::string> argv{opt.trainer, "--config", join_path(dir, "sweep_config.json"), "--out", dir,
                                   "--resume", "--threads", std::to_string(threads)};
     if (!opt.devices.empty()) {

@@ -17,26 +17,34 @@ NamedTensors model_tensors(ViT& model) {
 void save_checkpoint(const std::string& dir, ViT& model, const torch::optim::Optimizer* optimizer,
                      const Ema* ema, const json& progress) {
   const std::string tmp = temp_directory_for(dir, "checkpoint");
-  // model.safetensors holds the weights that are evaluated: the EMA when there is one (the raw
-  // training weights then travel in train_state.pt).
-  NamedTensors published = model_tensors(model);
-  if (ema) {
-    const auto& shadow = const_cast<Ema*>(ema)->tensors();
-    for (size_t i = 0; i < shadow.size(); ++i) published[i].second = shadow[i];  // parameters come first
-  }
-  save_safetensors(join_path(tmp, "model.safetensors"), published,
-                   {{"format", "pt"}, {"producer", "vitlab"}});
-  atomic_write(join_path(tmp, "config.json"), to_json(model->cfg).dump(2) + "\n");
-  if (optimizer) {
-    torch::serialize::OutputArchive archive, opt_archive;
-    optimizer->save(opt_archive);
-    archive.write("optimizer", opt_archive);
+  try {  // a failed write (a full disk) leaves the previous checkpoint and no partial copy
+    // model.safetensors holds the weights that are evaluated: the EMA when there is one (the raw
+    // training weights then travel in train_state.pt).
+    NamedTensors published = model_tensors(model);
     if (ema) {
-      auto params = model->parameters();
-      for (size_t i = 0; i < params.size(); ++i) archive.write("raw." + std::to_string(i), params[i], true);
+      const auto& shadow = const_cast<Ema*>(ema)->tensors();
+      for (size_t i = 0; i < shadow.size(); ++i) published[i].second = shadow[i];  // parameters come first
     }
-    archive.write("progress", c10::IValue(progress.dump()));
-    archive.save_to(join_path(tmp, "train_state.pt"));
+    save_safetensors(join_path(tmp, "model.safetensors"), published,
+                     {{"format", "pt"}, {"producer", "vitlab"}});
+    atomic_write(join_path(tmp, "config.json"), dump_json(to_json(model->cfg), 2) + "\n");
+    if (optimizer) {
+      torch::serialize::OutputArchive archive, opt_archive;
+      optimizer->save(opt_archive);
+      archive.write("optimizer", opt_archive);
+      if (ema) {
+        auto params = model->parameters();
+        for (size_t i = 0; i < params.size(); ++i) archive.write("raw." + std::to_string(i), params[i], true);
+      }
+      archive.write("progress", c10::IValue(dump_json(progress)));
+      // Through memory and atomic_write: a full disk is then one clear error naming the file.
+      std::ostringstream bytes;
+      archive.save_to(bytes);
+      atomic_write(join_path(tmp, "train_state.pt"), bytes.str());
+    }
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
   }
   replace_directory(tmp, dir);
 }
@@ -47,7 +55,7 @@ void save_timm_checkpoint(const std::string& dir, ViT& model) {
   // vitlab's MHA ViT already uses timm's names and layouts (qkv fused, patch projection as a
   // convolution kernel), so the tensors go out as they are.
   save_safetensors(join_path(tmp, "model.safetensors"), model_tensors(model), {{"format", "pt"}, {"producer", "vitlab"}});
-  atomic_write(join_path(tmp, "config.json"), config.dump(2) + "\n");
+  atomic_write(join_path(tmp, "config.json"), dump_json(config, 2) + "\n");
   replace_directory(tmp, dir);
 }
 
@@ -56,8 +64,8 @@ void save_hf_checkpoint(const std::string& dir, ViT& model) {
   const std::string tmp = temp_directory_for(dir, "--out");
   save_safetensors(join_path(tmp, "model.safetensors"), tensors_to_hf(model_tensors(model), model->cfg),
                    {{"format", "pt"}, {"producer", "vitlab"}});
-  atomic_write(join_path(tmp, "config.json"), config.dump(2) + "\n");
-  atomic_write(join_path(tmp, "preprocessor_config.json"), hf_preprocessor_from_model(model->cfg).dump(2) + "\n");
+  atomic_write(join_path(tmp, "config.json"), dump_json(config, 2) + "\n");
+  atomic_write(join_path(tmp, "preprocessor_config.json"), dump_json(hf_preprocessor_from_model(model->cfg), 2) + "\n");
   replace_directory(tmp, dir);
 }
 
@@ -160,6 +168,8 @@ json load_train_state(const std::string& dir, ViT& model, torch::optim::Optimize
     return json::parse(progress.toStringRef());
   } catch (const c10::Error& e) {
     fail(path, ": cannot restore the training state (", e.what_without_backtrace(), ")");
+  } catch (const json::exception& e) {
+    fail(path, ": cannot restore the training state (its progress record: ", json_error_text(e), ")");
   }
 }
 

@@ -38,7 +38,7 @@ void check_same_run(const std::string& path, const RunConfig& cfg) {
     std::string key = op["path"].get<std::string>().substr(1);
     std::replace(key.begin(), key.end(), '/', '.');
     fail("--resume: ", key, " differs from the run recorded in ", path,
-         op.contains("value") ? " (now " + op["value"].dump() + ")" : std::string(""));
+         op.contains("value") ? " (now " + dump_json(op["value"]) + ")" : std::string(""));
   }
 }
 
@@ -109,7 +109,7 @@ json train(const TrainRequest& req) {
   const Dataset train_d = to_device(data.train, device), val_d = to_device(data.val, device),
                 test_d = to_device(data.test, device);
   // Recorded once the config has proved loadable, so a failed start leaves no run behind.
-  if (writer) atomic_write(config_path, to_json(cfg).dump(2) + "\n");
+  if (writer) atomic_write(config_path, dump_json(to_json(cfg), 2) + "\n");
   if (dp) dp->attach(model->parameters());  // equal already (same seed); now by construction
   auto optimizer = make_optimizer(model, tc);
   std::unique_ptr<Ema> ema;
