@@ -27,5 +27,10 @@ def write_json(path, doc):
     os.replace(tmp, path)
 
 
-def run(cmd, **kw):
-    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+def fresh_runs(out):
+    """OUT/reference and OUT/killed, removed if a previous soak left them."""
+    os.makedirs(out, exist_ok=True)
+    dirs = os.path.join(out, "reference"), os.path.join(out, "killed")
+    for d in dirs:
+        subprocess.run(["rm", "-rf", d], check=True)
+    return dirs

@@ -19,7 +19,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import read_json, write_json  # noqa: E402
+from common import fresh_runs, read_json, write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TIMING = ("images_per_s", "train_seconds")
@@ -54,10 +54,7 @@ def main():
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     rng = random.Random(a.seed)
-    os.makedirs(a.out, exist_ok=True)
-    reference, killed = os.path.join(a.out, "reference"), os.path.join(a.out, "killed")
-    for d in (reference, killed):
-        subprocess.run(["rm", "-rf", d], check=True)
+    reference, killed = fresh_runs(a.out)
 
     t0 = time.monotonic()
     if sweep(a.vit_sweep, a.spec, reference).wait() != 0:

@@ -288,9 +288,8 @@ bool decode_image_file(const std::string& path, int channels, std::vector<uint8_
       error = path + ": truncated JPEG (no end-of-image marker)";
       return false;
     }
-    int fh = 0, fw = 0;
-    if (reduce && jpeg_size(u, bytes.size(), fh, fw)) {
-      const int factor = reduce(fh, fw);
+    if (reduce) {  // the frame header's size, read above (at most 2^26 pixels: an int)
+      const int factor = reduce(static_cast<int>(claimed_h), static_cast<int>(claimed_w));
       if (factor == 2) flags |= cv::IMREAD_REDUCED_COLOR_2;
       else if (factor == 4) flags |= cv::IMREAD_REDUCED_COLOR_4;
       else if (factor == 8) flags |= cv::IMREAD_REDUCED_COLOR_8;
