@@ -1,6 +1,7 @@
 // vit_bench: training and inference throughput of model configs on synthetic data.
 
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/bench/bench.h"
 #include "vitlab/bench/pipeline.h"
 #include "vitlab/cli.h"
@@ -49,9 +50,12 @@ int main(int argc, char** argv) {
                  "Measure the input pipeline alone instead of the model: N batches through the training loader "
                  "(with the config's augmentation) and the evaluation loader, delivered on the device")
       ->check(vitlab::cli::integer(1));
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_bench", argc, argv);
 
   return vitlab::run_app("vit_bench", [&] {
+    vitlab::load_plugins(plugins);
     const int n_threads = vitlab::configure_threads(threads);
     // Launched as several processes (RANK, WORLD_SIZE, ...): data-parallel training, rank 0 reports.
     const vitlab::DistEnv dist = vitlab::DistEnv::from_environment();

@@ -3,6 +3,7 @@
 
 #include "vitlab/analysis/compress.h"
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/cli.h"
 #include "vitlab/device.h"
 #include "vitlab/error.h"
@@ -36,9 +37,12 @@ int main(int argc, char** argv) {
   app.add_option("--hooi", hooi, "tucker: HOOI sweeps after the HOSVD")->check(vitlab::cli::integer(0));
   app.add_option("--out", out, "Checkpoint directory to write")->required();
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_convert", argc, argv);
 
   return vitlab::run_app("vit_convert", [&] {
+    vitlab::load_plugins(plugins);
     vitlab::configure_threads(threads);
     if (to == "timm" || to == "hf") {
       if (!ranks.empty() || kv_heads > 0 || kv_rank > 0 || energy > 0 || hooi > 0)

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/cli.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
@@ -58,9 +59,12 @@ int main(int argc, char** argv) {
   app.add_option("--precision", precision, "auto (bf16 autocast on CUDA, float32 elsewhere), fp32 or bf16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   app.add_flag("--cuda-graph", cuda_graph, "Replay the forward pass as a CUDA graph (CUDA, LibTorch >= 2.4)");
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_eval", argc, argv);
 
   return vitlab::run_app("vit_eval", [&] {
+    vitlab::load_plugins(plugins);
     const int n_threads = vitlab::configure_threads(threads);
     // Launched as several processes (torchrun's variables): each evaluates a share, rank 0 reports.
     const vitlab::DistEnv dist = vitlab::DistEnv::from_environment();
@@ -153,6 +157,7 @@ int main(int argc, char** argv) {
                                                          {"images_per_s", r.images_per_s}}
                                           : r.to_json(true);
     if (dp) record["distributed"] = vitlab::json{{"world_size", dp->world()}, {"backend", dp->backend()}};
+    if (!vitlab::loaded_plugins().empty()) record["plugins"] = vitlab::plugins_json();
     if (!predictions.empty()) record["predictions"] = predictions;
     if (dist.rank != 0) {
       dp->barrier();  // rank 0 writes

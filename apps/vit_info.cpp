@@ -3,6 +3,7 @@
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/analysis/match.h"
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/cli.h"
 #include "vitlab/error.h"
 
@@ -49,9 +50,12 @@ int main(int argc, char** argv) {
                  "Choose the size of model.attention so that its parameters per layer land nearest N "
                  "(gqa: kv_heads; mla: kv_rank; tucker: ranks q=k=v=o; tpa: q_rank=k_rank=v_rank; btt: rank)")
       ->check(vitlab::cli::integer(1));
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_info", argc, argv);
 
   return vitlab::run_app("vit_info", [&] {
+    vitlab::load_plugins(plugins);
     vitlab::RunConfig cfg = vitlab::load_run_config(config, sets);
     if (match > 0) {
       const auto& m = cfg.model;

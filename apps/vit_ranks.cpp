@@ -2,6 +2,7 @@
 
 #include "vitlab/analysis/ranks.h"
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/cli.h"
 #include "vitlab/device.h"
 #include "vitlab/io/files.h"
@@ -19,9 +20,12 @@ int main(int argc, char** argv) {
   app.add_option("--out", out, "Write the JSON here")->required();
   app.add_option("--plot", plot, "Also draw effective and 99%-energy ranks against depth (FILE.png or FILE.svg)");
   app.add_option("--threads", threads, "CPU threads (0 = all cores)")->check(vitlab::cli::integer(0));
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_ranks", argc, argv);
 
   return vitlab::run_app("vit_ranks", [&] {
+    vitlab::load_plugins(plugins);
     vitlab::configure_threads(threads);
     vitlab::ViT model = vitlab::load_model(checkpoint);
     vitlab::json report = vitlab::rank_report(model);

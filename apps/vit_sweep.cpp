@@ -5,6 +5,7 @@
 
 #include "vitlab/analysis/accounting.h"
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/cli.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
@@ -85,9 +86,12 @@ int main(int argc, char** argv) {
   app.add_flag("--retry-failed", retry_failed, "Run failed runs again (by default they stay failed)");
   app.add_option("--summarize", summarize, "Merge the summaries of these sweep directories (shards) and print it")
       ->take_all();
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_sweep", argc, argv);
 
   return vitlab::run_app("vit_sweep", [&] {
+    vitlab::load_plugins(plugins);
     if (!summarize.empty()) {
       if (!spec_path.empty()) vitlab::fail("--summarize: takes sweep directories, not a spec");
       auto rows = vitlab::collect_summary(summarize);

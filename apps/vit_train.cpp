@@ -1,6 +1,7 @@
 // vit_train: train one ViT and write its checkpoint and results JSON.
 
 #include "vitlab/app.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/cli.h"
 #include "vitlab/error.h"
 #include "vitlab/train/checkpoint.h"
@@ -30,9 +31,12 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "CPU threads (default: train.threads, 0 = all cores)")
       ->check(vitlab::cli::integer(0));
   app.add_option("--device", device, "auto, cpu, cuda, cuda:N (default: train.device)");
+  std::vector<std::string> plugins;
+  vitlab::cli::add_plugin_flag(app, plugins);
   VITLAB_CLI_PARSE(app, "vit_train", argc, argv);
 
   return vitlab::run_app("vit_train", [&] {
+    vitlab::load_plugins(plugins);
     if (!data.empty()) sets.push_back("data.spec=\"" + data + "\"");
     if (threads >= 0) sets.push_back("train.threads=" + std::to_string(threads));
     if (!device.empty()) sets.push_back("train.device=\"" + device + "\"");

@@ -6,6 +6,7 @@
 #include "test_util.h"
 #include "vitlab/config.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/process.h"
 
 using namespace vitlab;
 using vitlab::test::expect_one_line_error;
@@ -245,6 +246,26 @@ TEST(Cli, FullDiskDuringACheckpointKeepsThePreviousOne) {
   o = run(kTrain + args + dir / "run --resume");
   ASSERT_EQ(o.status, 0) << o.text;
   EXPECT_EQ(without_timing(read_json_file(dir / "run/result.json")), without_timing(full));
+}
+
+// A run directory has one writer: a second vit_train on it is refused while the first holds it.
+TEST(Cli, ASecondRunInTheSameDirectoryIsRefused) {
+  TempDir dir;
+  write_file(dir / "c.json", tiny_config(1).dump());
+  vitlab::ensure_directory(dir / "run", "run");
+  const int held = vitlab::try_lock(dir / "run/train.lock");  // as a running vit_train holds it
+  ASSERT_GE(held, 0);
+  const std::string cmd = kTrain + " --config " + dir / "c.json" + " --out " + dir / "run --resume";
+  Output o = run(cmd);
+  EXPECT_EQ(o.status, 1) << o.text;
+  EXPECT_NE(o.text.find("vit_train: error: --out " + dir / "run" + ": another vit_train is running in this directory"),
+            std::string::npos)
+      << o.text;
+  EXPECT_FALSE(path_exists(dir / "run/run_config.json"));
+  vitlab::close_lock(held);
+  o = run(cmd);
+  EXPECT_EQ(o.status, 0) << o.text;
+  EXPECT_TRUE(path_exists(dir / "run/result.json"));
 }
 
 // A trained MHA model through rank analysis, conversion to MLA, evaluation and fine-tuning.

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "vitlab/attention/registry.h"
 #include "vitlab/error.h"
 
 namespace vitlab {
@@ -44,6 +45,8 @@ RunConfig load_run_config(const std::string& path, const std::vector<std::string
   try {
     RunConfig cfg = run_from_json(doc);
     cfg.validate();
+    // A plugin's variant records the plugin that provides it now (attention/plugins.h).
+    if (std::string from = attention_plugin(cfg.model.attention.name); !from.empty()) cfg.model.attention.plugin = from;
     return cfg;
   } catch (const Error& e) {
     // A bad value given by --set names that flag, not the file it overrode.

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <limits>
 #include <string>
+#include <vector>
 
 namespace vitlab::cli {
 
@@ -59,6 +60,13 @@ inline CLI::Validator number(double lo, double hi = std::numeric_limits<double>:
         return "";
       },
       range);
+}
+
+// --plugin PATH, repeatable: attention variants from a shared library, loaded with those of
+// VITLAB_PLUGINS by vitlab::load_plugins (attention/plugins.h) before any config is read.
+inline void add_plugin_flag(CLI::App& app, std::vector<std::string>& paths) {
+  app.add_option("--plugin", paths,
+                 "Shared library of attention variants (repeatable; also VITLAB_PLUGINS, colon-separated)");
 }
 
 // Parses the command line; --help prints the help. Returns -1 to go on, else the exit status.

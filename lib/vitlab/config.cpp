@@ -239,6 +239,7 @@ void RunConfig::validate() const {
 json to_json(const ModelConfig& c) {
   json attention = c.attention.options;
   attention["name"] = c.attention.name;
+  if (!c.attention.plugin.empty()) attention["plugin"] = c.attention.plugin;
   json j{{"preset", c.preset},         {"image_size", c.image_size}, {"patch_size", c.patch_size},
               {"in_chans", c.in_chans},     {"num_classes", c.num_classes}, {"dim", c.dim},
               {"depth", c.depth},           {"heads", c.heads},           {"head_dim", c.head_dim},
@@ -370,6 +371,11 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
       c.attention.name = name->get<std::string>();
       c.attention.options = *a;
       c.attention.options.erase("name");
+      if (auto plugin = a->find("plugin"); plugin != a->end()) {
+        if (!plugin->is_string()) fail(apath, ".plugin: expected a string");
+        c.attention.plugin = plugin->get<std::string>();
+        c.attention.options.erase("plugin");
+      }
     }
   }
   f.finish();

@@ -14,6 +14,9 @@ using json = nlohmann::json;
 struct AttentionConfig {
   std::string name = "mha";
   json options = json::object();  // variant-specific, validated by the variant's constructor
+  // The plugin file that registered the variant (attention/plugins.h), recorded with the run and
+  // its checkpoint so that opening one without the plugin can say which file it needs.
+  std::string plugin;
 };
 
 struct ModelConfig {

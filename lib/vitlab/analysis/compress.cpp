@@ -169,9 +169,15 @@ AttentionConfig attention_for_energy(ViT& src, const std::string& to, double ene
       fail("--energy: chooses ranks for tucker and mla, not ", to);
     }
   }
-  if (to == "mla") return {"mla", json{{"kv_rank", r[0]}, {"q_rank", 0}}};
-  return {"tucker", json{{"ranks", {{"head_qk", r[0]}, {"q", r[1]}, {"k", r[2]},
-                                    {"head_ov", r[3]}, {"v", r[4]}, {"o", r[5]}}}}};
+  AttentionConfig out;
+  if (to == "mla") {
+    out.name = "mla";
+    out.options = json{{"kv_rank", r[0]}, {"q_rank", 0}};
+  } else {
+    out.name = "tucker";
+    out.options = json{{"ranks", {{"head_qk", r[0]}, {"q", r[1]}, {"k", r[2]}, {"head_ov", r[3]}, {"v", r[4]}, {"o", r[5]}}}};
+  }
+  return out;
 }
 
 ViT compress_model(ViT& src, const AttentionConfig& attention, int hooi_sweeps, json* report) {

@@ -4,11 +4,13 @@
 #include <cmath>
 
 #include "vitlab/analysis/accounting.h"
+#include "vitlab/attention/plugins.h"
 #include "vitlab/data/dataset.h"
 #include "vitlab/data/loader.h"
 #include "vitlab/device.h"
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/io/process.h"
 #include "vitlab/model/vit.h"
 #include "vitlab/results/run_record.h"
 #include "vitlab/seed.h"
@@ -31,6 +33,8 @@ void check_same_run(const std::string& path, const RunConfig& cfg) {
   json before = to_json(run_from_json(read_json_file(path)));
   json now = to_json(cfg);
   if (!now["model"].contains("label_names")) before["model"].erase("label_names");
+  // A plugin may be loaded from another path when the run resumes.
+  for (auto* j : {&before, &now}) (*j)["model"]["attention"].erase("plugin");
   for (auto* j : {&before, &now}) erase_execution_keys((*j)["train"]);
   json patch = json::diff(before, now);
   if (!patch.empty()) {
@@ -73,6 +77,14 @@ json train(const TrainRequest& req) {
   if (tc.cuda_graph) require_cuda_graphs(cfg, device, dp.get());
 
   ensure_directory(req.out_dir, "--out");
+  // One writer per run directory: a second vit_train on it (a sweep's shard and a hand-started
+  // run, say) would interleave two runs' checkpoints. Held until this function returns.
+  struct RunLock {
+    int fd = -1;
+    ~RunLock() { close_lock(fd); }
+  } run_lock;
+  if (writer && (run_lock.fd = try_lock(join_path(req.out_dir, "train.lock"))) < 0)
+    fail("--out ", req.out_dir, ": another vit_train is running in this directory");
   const std::string config_path = join_path(req.out_dir, "run_config.json");
   const std::string ckpt_dir = join_path(req.out_dir, "checkpoint");
   if (writer && path_exists(config_path)) {
@@ -268,6 +280,7 @@ json train(const TrainRequest& req) {
     record["init_metrics"] = progress["init_metrics"];
   }
   if (dp) record["distributed"] = json{{"world_size", dp->world()}, {"backend", dp->backend()}};
+  if (!loaded_plugins().empty()) record["plugins"] = plugins_json();
   if (writer) write_result(req.out_dir, record);
   if (dp) dp->barrier();  // the others end once the results are written
   return record;
