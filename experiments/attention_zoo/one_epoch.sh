@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One epoch of Fashion-MNIST per attention variant at the quick-start width, through vit_train
+# One epoch of Fashion-MNIST per attention variant at the width of configs/fmnist_small.json, through vit_train
 # as a user runs it. Usage: one_epoch.sh BUILD_DIR DEVICE OUT_DIR [DATA_SPEC]
 # Prints one table row per variant and keeps each run's result.json under OUT_DIR.
 set -euo pipefail
@@ -13,7 +13,7 @@ for v in "${VARIANTS[@]}"; do
   pos=${v%% *} spec=${v#* }
   run="$out/$(printf '%02d' $i)"; i=$((i + 1))
   rm -rf "$run"
-  "$build/apps/vit_train" --config configs/quickstart.json --data "$data" --device "$device" \
+  "$build/apps/vit_train" --config configs/fmnist_small.json --data "$data" --device "$device" \
     --set train.epochs=1 --set "model.pos=$pos" --set "model.attention=$spec" --out "$run" > "$run.log" 2>&1 ||
     { echo "| $pos | \`$spec\` | failed: $(tail -n 1 "$run.log") | | |"; continue; }
   python3 - "$run/result.json" "$pos" "$spec" <<'PY'

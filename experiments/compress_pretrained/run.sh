@@ -3,7 +3,7 @@
 # top-1 right after the conversion and after one epoch of fine-tuning, against attention
 # parameters. Usage: experiments/compress_pretrained/run.sh [BUILD_DIR [OUT_DIR]]
 #   BUILD_DIR: build (default); OUT_DIR: experiments/compress_pretrained/results (default).
-# The source is the quick-start model (configs/quickstart.json, 5 epochs), trained first unless
+# The source is the small Fashion-MNIST model (configs/fmnist_small.json, 5 epochs), trained first unless
 # OUT_DIR/source holds it. About 15 minutes on 2 cores. Each step resumes: finished conversions
 # and fine-tunings are kept.
 set -euo pipefail
@@ -14,7 +14,7 @@ threads=${THREADS:-0}
 mkdir -p "$out"
 
 [ -f "$out/source/checkpoint/model.safetensors" ] ||
-  "$build/apps/vit_train" --config configs/quickstart.json --threads "$threads" --out "$out/source" --resume
+  "$build/apps/vit_train" --config configs/fmnist_small.json --threads "$threads" --out "$out/source" --resume
 "$build/apps/vit_ranks" --checkpoint "$out/source/checkpoint" --out "$out/source_ranks.json" \
   --plot "$out/source_ranks.png" --threads "$threads"
 
@@ -44,13 +44,13 @@ for s in "${settings[@]}"; do
       --out "$out/$name/converted/checkpoint"
     cp "$out/$name/converted/checkpoint/conversion.json" "$out/$name/"  # checkpoints are not committed
   fi
-  "$build/apps/vit_train" --config configs/quickstart.json --init-from "$out/$name/converted/checkpoint" \
+  "$build/apps/vit_train" --config configs/fmnist_small.json --init-from "$out/$name/converted/checkpoint" \
     --set train.epochs=1 --set train.warmup_epochs=0 --set train.lr=0.0005 --threads "$threads" \
     --out "$out/$name/finetuned" --resume
 done
 # The control: the source itself fine-tuned with the same recipe (what one more epoch gives MHA).
 [ -f "$out/mha/finetuned/result.json" ] ||
-  "$build/apps/vit_train" --config configs/quickstart.json --init-from "$out/source/checkpoint" \
+  "$build/apps/vit_train" --config configs/fmnist_small.json --init-from "$out/source/checkpoint" \
     --set train.epochs=1 --set train.warmup_epochs=0 --set train.lr=0.0005 --threads "$threads" \
     --out "$out/mha/finetuned" --resume
 
