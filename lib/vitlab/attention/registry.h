@@ -28,7 +28,7 @@ std::string attention_plugin(const std::string& name);
 }  // namespace vitlab
 
 // What VITLAB_REGISTER_ATTENTION calls while a plugin loads (from its static initialisers, so
-// it never throws: problems are kept and reported by load_plugin). A C function whose
+// it never throws: problems are kept and reported by load_plugins). A C function whose
 // signature never changes, so the ABI check itself works across versions.
 extern "C" int vitlab_register_attention(int abi, const char* name, vitlab::AttentionFactory factory);
 
