@@ -7,6 +7,9 @@
 #include "vitlab/config.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
+#include "vitlab/io/safetensors.h"
+#include "vitlab/io/timm.h"
+#include "vitlab/train/checkpoint.h"
 
 using namespace vitlab;
 using vitlab::test::expect_one_line_error;
@@ -344,4 +347,36 @@ TEST(Cli, RanksConvertEvaluateAndFineTune) {
                         "vit_train", "--init-from");
   expect_one_line_error(run(ranks + " --checkpoint " + dir / "mla/checkpoint" + " --out " + dir / "r2.json"), "vit_ranks",
                         "MHA");
+}
+
+// A backbone as DINOv2 and the models built on it ship: timm's layout, num_classes 0, a SwiGLU
+// MLP named in model_args. Rank analysis reads it, fine-tuning gives it a classifier, and
+// evaluating it without one is a one-line error.
+TEST(Cli, BackboneWithoutClassifierFineTunes) {
+  TempDir dir;
+  const json cfg{{"architecture", "vit_tiny_patch16_224"}, {"num_classes", 0},
+                 {"model_args", {{"embed_dim", 32}, {"depth", 2}, {"num_heads", 2}, {"patch_size", 4}, {"img_size", 16},
+                                 {"in_chans", 1}, {"reg_tokens", 2}, {"init_values", 0.1},
+                                 {"mlp_layer", "timm.layers.SwiGLUPacked"}, {"act_layer", "torch.nn.SiLU"}}},
+                 {"pretrained_cfg", {{"input_size", {1, 16, 16}}, {"mean", {0.5}}, {"std", {0.5}}}}};
+  ViT backbone(model_from_timm_config(cfg, "config.json"));
+  vitlab::ensure_directory(dir / "backbone", "backbone");
+  save_safetensors(dir / "backbone/model.safetensors", model_tensors(backbone), {{"format", "pt"}});
+  write_file(dir / "backbone/config.json", cfg.dump());
+  write_file(dir / "c.json", tiny_config(1).dump());
+
+  Output o = run(std::string(VIT_RANKS) + " --checkpoint " + dir / "backbone" + " --out " + dir / "r.json");
+  ASSERT_EQ(o.status, 0) << o.text;
+  expect_one_line_error(run(kEval + " --checkpoint " + dir / "backbone --data synthetic"), "vit_eval",
+                        "model.num_classes: 0, a backbone without a classifier");
+  const std::string train = kTrain + " --config " + dir / "c.json" + " --init-from " + dir / "backbone" +
+                            " --set data.synthetic.train=400 --set data.val_size=100";
+  expect_one_line_error(run(train + " --out " + dir / "no-classes"), "vit_train", "model.num_classes=10");
+  o = run(train + " --set model.num_classes=10 --out " + dir / "ft");
+  ASSERT_EQ(o.status, 0) << o.text;
+  const json r = read_json_file(dir / "ft/result.json");
+  EXPECT_EQ(r["model"]["num_classes"], 10);
+  EXPECT_EQ(r["model"]["mlp"], "swiglu");
+  EXPECT_TRUE(r.contains("init_metrics"));
+  EXPECT_EQ(read_checkpoint_config(dir / "ft/checkpoint").reg_tokens, 2);  // the backbone's model
 }

@@ -266,6 +266,11 @@ TEST(Hf, ExportRoundTrips) {
   c = ModelConfig{};
   c.attention = {"gqa", json{{"kv_heads", 1}}};
   EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.attention"), std::string::npos);
+  c = ModelConfig{};
+  c.mlp = "swiglu";
+  EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.mlp"), std::string::npos);
+  c.mlp = "gelu", c.num_classes = 0;
+  EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.num_classes"), std::string::npos);
 }
 
 #ifdef VITLAB_HAVE_OPENCV

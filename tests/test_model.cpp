@@ -20,9 +20,10 @@ int64_t closed_form_params(const ModelConfig& c) {
   const int64_t d = c.dim, p = c.patch_size, hid = c.mlp_hidden(), inner = c.heads * c.head_width();
   int64_t embed = c.in_chans * p * p * d + d + (c.num_prefix_tokens() * d) + (c.pos == "learned" ? c.pos_tokens() * d : 0);
   int64_t attn = 4 * d * inner + (c.qkv_bias ? 3 * inner : 0) + d;
-  int64_t mlp = d * hid + hid + hid * d + d;
+  int64_t mlp = d * hid + hid + c.mlp_inner() * d + d;  // a gated MLP's fc2 reads hid / 2
   int64_t block = attn + mlp + 4 * d + (c.layer_scale > 0 ? 2 * d : 0);
-  return embed + c.depth * block + 2 * d + (c.dist_head ? 2 : 1) * (d * c.num_classes + c.num_classes);
+  const int64_t heads = c.num_classes == 0 ? 0 : c.dist_head ? 2 : 1;  // num_classes 0: no classifier
+  return embed + c.depth * block + 2 * d + heads * (d * c.num_classes + c.num_classes);
 }
 
 }  // namespace
@@ -109,6 +110,54 @@ TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
     EXPECT_EQ(b.embedding + b.attention + b.mlp + b.norms + b.head, b.total);
     EXPECT_EQ(m->pos_embed.size(1), outside ? c.num_patches() : c.num_patches() + 5);
   }
+  // A SwiGLU MLP (fc2 reads half of fc1's width) and a backbone without a classifier.
+  for (int classes : {0, 10}) {
+    ModelConfig c = model_preset("vit-micro");
+    c.mlp = "swiglu", c.mlp_ratio = 2.5, c.num_classes = classes;  // fc1 320 wide, fc2 reads 160
+    ViT m(c);
+    ParamBreakdown b = count_parameters(m);
+    EXPECT_EQ(m->blocks[0]->as<Block>()->mlp->fc2->weight.sizes(), (std::vector<int64_t>{128, 160}));
+    EXPECT_EQ(b.total, closed_form_params(c)) << classes;
+    EXPECT_EQ(b.head, classes ? 128 * 10 + 10 : 0);
+    EXPECT_EQ(b.embedding + b.attention + b.mlp + b.norms + b.head, b.total);
+  }
+}
+
+// The gated MLP is timm's SwiGLUPacked with SiLU: fc2(SiLU(a) * b) for fc1's output halves
+// [a, b] (float64); a model with num_classes 0 returns the pooled features (timm's Identity head),
+// a distilled one the mean of its class and distillation tokens.
+TEST(ViT, SwigluMlpAndBackboneWithoutClassifier) {
+  torch::NoGradGuard no_grad;
+  ModelConfig c;
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.mlp = "swiglu", c.mlp_ratio = 1.5;
+  ViT m(c);
+  m->to(torch::kDouble);
+  auto& mlp = m->blocks[0]->as<Block>()->mlp;
+  auto x = torch::randn({2, 5, 16}, torch::kDouble);
+  auto h = torch::addmm(mlp->fc1->bias, x.reshape({10, 16}), mlp->fc1->weight.t()).reshape({2, 5, 24});
+  auto gated = h.narrow(2, 0, 12) / (1 + torch::exp(-h.narrow(2, 0, 12))) * h.narrow(2, 12, 12);  // SiLU(a) * b
+  auto want = torch::matmul(gated, mlp->fc2->weight.t()) + mlp->fc2->bias;
+  EXPECT_LE((mlp->forward(x) - want).abs().max().item<double>(), 1e-12);
+  c.mlp_ratio = 21.0 / 16;  // fc1 21 wide: no halves
+  EXPECT_NE(error_of([&] { c.validate(); }).find("even hidden width"), std::string::npos);
+  c.mlp = "geglu";
+  EXPECT_NE(error_of([&] { c.validate(); }).find("model.mlp: 'geglu' is not one of gelu, swiglu"), std::string::npos);
+
+  c = ModelConfig{};
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.num_classes = 0;
+  auto images = torch::randn({2, 1, 8, 8});
+  for (bool distilled : {false, true}) {
+    c.dist_token = c.dist_head = distilled;
+    ViT b(c);
+    b->eval();
+    EXPECT_FALSE(b->head) << distilled;
+    EXPECT_FALSE(b->named_parameters().contains("head.weight"));
+    auto t = b->forward_features(images);  // (B, N, d), after the final norm
+    auto want = distilled ? (t.select(1, 0) + t.select(1, 1)) / 2 : t.select(1, 0);
+    EXPECT_TRUE(torch::equal(b->forward(images), want)) << distilled;
+  }
+  c.num_classes = 1;
+  EXPECT_NE(error_of([&] { c.validate(); }).find("or 0 for a backbone without a classifier"), std::string::npos);
 }
 
 // The tokens before the patches, as timm lays them out: [class, distillation, registers,
@@ -228,6 +277,11 @@ TEST(Accounting, FlopsFollowTheClosedForm) {
   const double expected = 2.0 * 49 * 16 * d + 6 * per_block + 2 * d * 10;
   EXPECT_DOUBLE_EQ(flops_per_image(m), expected);
   EXPECT_EQ(kv_floats_per_token(m), 6 * 2 * 128);
+  // A SwiGLU MLP: fc1 to 4d, fc2 from 2d; no classifier: no head product.
+  c.mlp = "swiglu", c.num_classes = 0;
+  ViT g(c);
+  const double gated_block = per_block - n * 2 * 2 * d * 4 * d + n * 2 * d * (4 * d + 2 * d);
+  EXPECT_DOUBLE_EQ(flops_per_image(g), 2.0 * 49 * 16 * d + 6 * gated_block);
 }
 
 // bf16 autocast (train.precision): matrix products inside the guard run in bf16 and the guard

@@ -92,6 +92,66 @@ TEST(Timm, RegisterDistilledAndDinov2NamesSetTheirOptions) {
   EXPECT_EQ(model_from_timm_config(out, "out.json").num_tokens(), c.num_tokens());
 }
 
+// Gated MLPs: DINOv2's giant by name (SwiGLUPacked, SiLU, headless as it ships), and by
+// model_args naming timm's classes, as the configs of models built on it do.
+TEST(Timm, SwigluMlpByNameAndByModelArgs) {
+  ModelConfig c = model_from_timm_config({{"architecture", "vit_giant_patch14_dinov2.lvd142m"}, {"num_classes", 0}},
+                                         "config.json");
+  EXPECT_EQ(c.mlp, "swiglu");
+  EXPECT_EQ(c.dim, 1536);
+  EXPECT_EQ(c.depth, 40);
+  EXPECT_EQ(c.heads, 24);
+  EXPECT_EQ(c.mlp_hidden(), 8192);  // timm: int(1536 * 2.66667 * 2)
+  EXPECT_EQ(c.mlp_inner(), 4096);
+  EXPECT_EQ(c.num_classes, 0);
+  c = model_from_timm_config({{"architecture", "vit_giant_patch14_224"}}, "config.json");
+  EXPECT_EQ(c.mlp, "gelu");
+  EXPECT_EQ(c.dim, 1408);
+  EXPECT_EQ(c.mlp_hidden(), 6144);  // timm: int(1408 * 48 / 11)
+  c = model_from_timm_config({{"architecture", "vit_huge_patch14_224"}}, "config.json");
+  EXPECT_EQ(c.dim, 1280);
+  EXPECT_EQ(c.depth, 32);
+
+  json j{{"architecture", "vit_huge_patch14_224"},
+         {"model_args", {{"num_classes", 0}, {"reg_tokens", 4}, {"init_values", 1e-5}, {"mlp_ratio", 5.3375},
+                         {"mlp_layer", "timm.layers.SwiGLUPacked"}, {"act_layer", "torch.nn.SiLU"}}}};
+  c = model_from_timm_config(j, "config.json");
+  EXPECT_EQ(c.mlp, "swiglu");
+  EXPECT_EQ(c.mlp_hidden(), 6832);
+  const json out = timm_config_from_model(c);  // written back as timm's kwargs name them
+  EXPECT_EQ(out["model_args"]["mlp_layer"], "SwiGLUPacked");
+  EXPECT_EQ(model_from_timm_config(out, "out.json").mlp, "swiglu");
+  // timm gates SwiGLUPacked with the ViT's act_layer, GELU unless told: not vitlab's swiglu.
+  j["model_args"].erase("act_layer");
+  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); })
+                .find("c.json: model_args.act_layer: SwiGLUPacked gated by GELU (timm's default) is not supported (SiLU)"),
+            std::string::npos);
+  j["model_args"]["mlp_layer"] = "SwiGLU";
+  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); })
+                .find("model_args.mlp_layer: 'SwiGLU' is not supported (Mlp, SwiGLUPacked)"),
+            std::string::npos);
+  j["model_args"]["mlp_layer"] = "Mlp", j["model_args"]["act_layer"] = "silu";
+  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); }).find("model_args.act_layer: 'silu'"),
+            std::string::npos);
+}
+
+// A gated checkpoint whose config leaves the MLP out (as the hub's configs of such models do):
+// the error names the tensor and says what to add.
+TEST(Timm, GatedWeightsUnderAPlainConfigSayWhatToAdd) {
+  json cfg{{"architecture", "vit_tiny_patch16_224"}, {"num_classes", 0},
+           {"model_args", {{"embed_dim", 32}, {"depth", 1}, {"num_heads", 2}, {"patch_size", 8}, {"img_size", 16},
+                           {"mlp_layer", "SwiGLUPacked"}, {"act_layer", "SiLU"}}}};
+  ViT gated(model_from_timm_config(cfg, "config.json"));
+  TempDir dir;
+  save_safetensors(dir / "model.safetensors", model_tensors(gated), {{"format", "pt"}});
+  cfg["model_args"].erase("mlp_layer"), cfg["model_args"].erase("act_layer");
+  write_file(dir / "config.json", cfg.dump());
+  const std::string e = error_of([&] { load_model(dir.path); });
+  EXPECT_NE(e.find("blocks.0.mlp.fc2.weight' has shape [32, 64]"), std::string::npos) << e;
+  EXPECT_NE(e.find("add \"mlp_layer\": \"SwiGLUPacked\", \"act_layer\": \"SiLU\" to its model_args"),
+            std::string::npos) << e;
+}
+
 TEST(Timm, WhatVitlabCannotHoldIsNamed) {
   EXPECT_EQ(error_of([] { model_from_timm_config({{"architecture", "deit3_small_patch16_224"}}, "c.json"); })
                 .rfind("c.json: architecture 'deit3_small_patch16_224' is not a timm ViT", 0),
@@ -170,13 +230,17 @@ void expect_parity(const std::string& dir, const torch::Device& device) {
 TEST(TimmParity, CommittedFixturesCoverTheCases) {
   // The committed set: class token, average pooling with LayerScale, no class token, register
   // tokens outside the position table (average pooling and a DINOv2-style patch-14 model with
-  // LayerScale), DeiT's distilled token and head, avgmax pooling; f32, bf16 and f16 weights;
-  // resampling up and down; timm's evaluation transform.
+  // LayerScale), DeiT's distilled token and head, avgmax pooling, SwiGLU MLPs, a backbone
+  // without a classifier; f32, bf16 and f16 weights; resampling up and down; timm's evaluation
+  // transform.
   std::set<std::string> dtypes, archs;
-  int resampled = 0, with_images = 0;
+  int resampled = 0, with_images = 0, gated = 0, headless = 0;
   for (const auto& dir : parity_fixtures()) {
     if (dir.rfind(VITLAB_FIXTURES, 0) != 0) continue;
     archs.insert(read_json_file(join_path(dir, "config.json"))["architecture"].get<std::string>());
+    const ModelConfig c = read_checkpoint_config(dir);
+    gated += c.mlp == "swiglu";
+    headless += c.num_classes == 0;
     for (const auto& [name, t] : load_safetensors(join_path(dir, "model.safetensors")))
       dtypes.insert(c10::toString(t.scalar_type()));
     const auto e = expected_of(dir);
@@ -184,7 +248,10 @@ TEST(TimmParity, CommittedFixturesCoverTheCases) {
     with_images += e.count("pixels");
   }
   EXPECT_EQ(dtypes, (std::set<std::string>{"BFloat16", "Float", "Half"}));
-  for (const char* a : {"vit_small_patch14_reg4_dinov2", "deit_tiny_distilled_patch16_224"}) EXPECT_TRUE(archs.count(a)) << a;
+  for (const char* a : {"vit_small_patch14_reg4_dinov2", "deit_tiny_distilled_patch16_224", "vit_giant_patch14_dinov2"})
+    EXPECT_TRUE(archs.count(a)) << a;
+  EXPECT_GE(gated, 2);     // SwiGLU by the giant's name and by model_args
+  EXPECT_GE(headless, 1);  // num_classes 0: the features are compared
   EXPECT_GE(resampled, 4);
   EXPECT_GE(with_images, 1);
 }

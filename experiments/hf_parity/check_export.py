@@ -23,9 +23,10 @@ def main():
     with torch.no_grad():
         a, b = hf(pixel_values=x).logits, tm(x)
     err = ((a - b).abs().max() / b.abs().max()).item()
-    print(json.dumps({"architecture": c.architectures[0], "missing_keys": info["missing_keys"],
-                      "unexpected_keys": info["unexpected_keys"], "max_relative_error": err,
-                      "ok": err < 1e-9 and not info["missing_keys"] and not info["unexpected_keys"]}))
+    # Lists or sets, as transformers' version has them.
+    missing, unexpected = sorted(info["missing_keys"]), sorted(info["unexpected_keys"])
+    print(json.dumps({"architecture": c.architectures[0], "missing_keys": missing, "unexpected_keys": unexpected,
+                      "max_relative_error": err, "ok": err < 1e-9 and not missing and not unexpected}))
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ TimmParity tests (tests/test_timm.cpp). Runs where timm is installed (the GPU ma
 Each case is a folder:
   config.json, model.safetensors   timm's config (architecture, global_pool, model_args,
                                    pretrained_cfg) and weights in the case's dtype
-  expected.safetensors             inputs (B, C, S, S) normalised, logits (B, classes) from timm
-                                   in float64 on the stored weights; with a resampled size R:
+  expected.safetensors             inputs (B, C, S, S) normalised, logits (B, classes; the
+                                   features for num_classes 0) from timm in float64 on the
+                                   stored weights; with a resampled size R:
                                    inputs_resampled (B, C, R, R) and logits_resampled, timm's
                                    model at img_size R loaded through its checkpoint filter
                                    (position embeddings resampled bicubic, antialiased);
@@ -31,6 +32,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 from timm.data import create_transform, resolve_data_config
+from timm.layers import SwiGLUPacked
 from timm.models.vision_transformer import checkpoint_filter_fn
 
 # name: (architecture, model_args, pretrained_cfg overlay, stored dtype, resampled size, images)
@@ -74,6 +76,20 @@ TINY = {
                              num_classes=3, reg_tokens=1, global_pool="avgmax", init_values=0.1),
                         dict(crop_pct=0.9, interpolation="bilinear"),
                         torch.float16, None, False),
+    # Gated MLPs (timm's SwiGLUPacked with SiLU): DINOv2's giant layout by name, here headless
+    # as DINOv2 ships (num_classes 0: the pooled features are the output), and by model_args,
+    # as the pathology ViTs built on it pass them to timm.create_model.
+    "dinov2_giant_headless_f32": ("vit_giant_patch14_dinov2",
+                                  dict(img_size=28, patch_size=14, embed_dim=32, depth=2, num_heads=2,
+                                       mlp_ratio=2.0, num_classes=0),
+                                  dict(crop_pct=1.0, interpolation="bicubic"),
+                                  torch.float32, 42, False),
+    "swiglu_args_bf16": ("vit_base_patch16_224",
+                         dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=3.0,
+                              num_classes=4, reg_tokens=2, init_values=0.1, mlp_layer=SwiGLUPacked,
+                              act_layer=torch.nn.SiLU),
+                         dict(crop_pct=0.9, interpolation="bicubic"),
+                         torch.bfloat16, None, False),
 }
 LARGE = {
     "vit_tiny_patch16_224": ("vit_tiny_patch16_224", dict(num_classes=1000), dict(), torch.float32, 384, False),
@@ -129,6 +145,12 @@ def build(arch, args, overlay, img_size=None):
     return timm.create_model(arch, pretrained=False, pretrained_cfg_overlay=cfg, **args).eval()
 
 
+def json_args(args):
+    """model_args as a config.json names them: timm's classes by their import paths."""
+    names = {SwiGLUPacked: "timm.layers.SwiGLUPacked", torch.nn.SiLU: "torch.nn.SiLU"}
+    return {k: names[v] if k in ("mlp_layer", "act_layer") else v for k, v in args.items()}
+
+
 def hub_config(model, arch, args):
     """The config.json timm's hub export writes: architecture, num_classes, num_features,
     global_pool, model_args and the pretrained_cfg that says how to evaluate."""
@@ -136,7 +158,7 @@ def hub_config(model, arch, args):
     keep = ("input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std", "num_classes",
             "first_conv", "classifier", "fixed_input_size")
     return {"architecture": arch, "num_classes": model.num_classes, "num_features": model.num_features,
-            "global_pool": model.global_pool, "model_args": args,
+            "global_pool": model.global_pool, "model_args": json_args(args),
             "pretrained_cfg": {k: list(pc[k]) if isinstance(pc.get(k), tuple) else pc.get(k)
                                for k in keep if k in pc}}
 
@@ -188,7 +210,7 @@ def make_case(out, name, case, seed):
     save_file({k: v.contiguous() for k, v in expected.items()}, str(d / "expected.safetensors"))
     (d / "fixture.json").write_text(json.dumps({
         "made_by": "experiments/timm_parity/make_fixtures.py", "timm": timm.__version__,
-        "torch": torch.__version__, "architecture": arch, "model_args": args, "stored_dtype": str(dtype),
+        "torch": torch.__version__, "architecture": arch, "model_args": json_args(args), "stored_dtype": str(dtype),
         "resampled_size": resampled, "seed": seed}, indent=2) + "\n")
     print(f"{name}: {sum(p.stat().st_size for p in d.rglob('*') if p.is_file()) / 1024:.0f} KB")
 

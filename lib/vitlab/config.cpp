@@ -139,7 +139,8 @@ void ModelConfig::validate() const {
   check(image_size % patch_size == 0, "model.patch_size",
         std::to_string(patch_size) + " does not divide model.image_size=" + std::to_string(image_size));
   check(in_chans > 0, "model.in_chans", "must be positive");
-  check(num_classes > 1, "model.num_classes", "must be at least 2");
+  check(num_classes > 1 || num_classes == 0, "model.num_classes",
+        "must be at least 2, or 0 for a backbone without a classifier (timm's num_classes=0)");
   check(dim > 0, "model.dim", "must be positive");
   check(depth > 0, "model.depth", "must be positive");
   check(heads > 0, "model.heads", "must be positive");
@@ -147,6 +148,9 @@ void ModelConfig::validate() const {
   check(head_dim > 0 || dim % heads == 0, "model.heads",
         std::to_string(heads) + " does not divide model.dim=" + std::to_string(dim) + " (or set model.head_dim)");
   check(mlp_ratio > 0, "model.mlp_ratio", "must be positive");
+  check(one_of(mlp, {"gelu", "swiglu"}), "model.mlp", "'" + mlp + "' is not one of gelu, swiglu");
+  check(mlp != "swiglu" || mlp_hidden() % 2 == 0, "model.mlp_ratio",
+        "swiglu needs an even hidden width, model.dim * model.mlp_ratio = " + std::to_string(mlp_hidden()));
   check(one_of(pool, {"cls", "mean", "avgmax"}), "model.pool", "'" + pool + "' is not one of cls, mean, avgmax");
   check(one_of(pos, {"learned", "sincos", "rope", "none"}), "model.pos",
         "'" + pos + "' is not one of learned, sincos, rope, none");
@@ -248,6 +252,7 @@ json to_json(const ModelConfig& c) {
               {"norm_eps", c.norm_eps},     {"mean", c.mean},             {"std", c.std},
               {"attention", attention}};
   // Written only when on, so the configs of runs recorded before these options stay equal.
+  if (c.mlp != "gelu") j["mlp"] = c.mlp;
   if (c.fc_norm) j["fc_norm"] = true;
   if (c.layer_scale > 0) j["layer_scale"] = c.layer_scale;
   if (c.class_token) j["class_token"] = *c.class_token;
@@ -339,6 +344,7 @@ ModelConfig model_from_json(const json& j, const std::string& path) {
   f.get("heads", c.heads);
   f.get("head_dim", c.head_dim);
   f.get("mlp_ratio", c.mlp_ratio);
+  f.get("mlp", c.mlp);
   f.get("qkv_bias", c.qkv_bias);
   f.get("pool", c.pool);
   f.get("pos", c.pos);

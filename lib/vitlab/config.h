@@ -30,6 +30,10 @@ struct ModelConfig {
   int heads = 4;
   int head_dim = 0;  // 0: dim / heads
   double mlp_ratio = 4.0;
+  // The MLP: "gelu" (fc1, GELU, fc2) or "swiglu" (timm's SwiGLUPacked with SiLU, as DINOv2's
+  // giant and the pathology ViTs built on it: fc1 gives 2 halves of mlp_hidden() / 2, the first
+  // gated by SiLU times the second, fc2 reads the product; Shazeer 2020, eq. 6).
+  std::string mlp = "gelu";
   bool qkv_bias = true;
   std::string pool = "cls";     // "cls" (class token), "mean" or "avgmax" (timm's: (mean + max) / 2)
   std::string pos = "learned";  // "learned", "sincos", "rope" (2-D axial, inside attention) or "none"
@@ -71,7 +75,8 @@ struct ModelConfig {
   int num_tokens() const { return num_patches() + num_prefix_tokens(); }
   int pos_tokens() const { return no_embed_class ? num_patches() : num_tokens(); }  // rows of pos_embed
   int head_width() const { return head_dim > 0 ? head_dim : dim / heads; }
-  int mlp_hidden() const { return static_cast<int>(dim * mlp_ratio); }
+  int mlp_hidden() const { return static_cast<int>(dim * mlp_ratio); }  // fc1's outputs (timm's hidden_features)
+  int mlp_inner() const { return mlp == "swiglu" ? mlp_hidden() / 2 : mlp_hidden(); }  // fc2's inputs
   // mean or std with one value per input channel (a single value repeated), as timm and
   // transformers write them.
   std::vector<double> per_channel(std::vector<double> v) const {

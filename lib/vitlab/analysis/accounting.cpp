@@ -42,7 +42,7 @@ double flops_per_image(ViT& model) {
   double f = 2.0 * c.num_patches() * c.in_chans * c.patch_size * c.patch_size * d;  // patch projection
   for (const auto& b : *model->blocks) {
     f += n * b->as<Block>()->attn->flops_per_token(c.num_tokens());
-    f += n * 2.0 * 2.0 * d * c.mlp_hidden();  // fc1 and fc2
+    f += n * 2.0 * d * (c.mlp_hidden() + c.mlp_inner());  // fc1 and fc2
   }
   return f + (c.dist_head ? 2 : 1) * 2.0 * d * c.num_classes;  // the head(s) on the pooled token(s)
 }

@@ -97,6 +97,8 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
   if (cfg.train.cuda_graph) require_cuda_graphs(cfg, device, dp);
   const int64_t batch = (o.batch_size > 0 ? o.batch_size : cfg.train.batch_size) * (dp ? dp->world() : 1);
   const auto& m = cfg.model;
+  if (o.train && m.num_classes == 0)
+    fail("model.num_classes: 0 (a backbone without a classifier) cannot be trained; set model.num_classes, or --mode infer");
   torch::manual_seed(cfg.train.seed);
   configure_tf32(cfg.train.tf32);
   ViT model(m);
@@ -106,7 +108,7 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
   const double fwd = acct["flops_per_image"].get<double>();
   auto u8 = torch::TensorOptions().dtype(torch::kUInt8).device(device);
   auto images = torch::randint(0, 256, {batch, m.in_chans, m.image_size, m.image_size}, u8);
-  auto labels = torch::randint(0, m.num_classes, {batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
+  auto labels = torch::randint(0, std::max(m.num_classes, 1), {batch}, torch::TensorOptions().dtype(torch::kLong).device(device));
   json out{{"attention", acct["attention"]}, {"params", acct["params"]}, {"flops_per_image", fwd},
            {"precision", math_precision(cfg.train.precision, cfg.train.tf32, device)},
            {"kv_floats_per_token", acct["kv_floats_per_token"]}, {"batch_size", batch}};

@@ -1,5 +1,6 @@
 #include "vitlab/data/dataset.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "vitlab/data/holdout.h"
@@ -123,6 +124,9 @@ Splits load_data(const DataConfig& cfg, const ModelConfig* model) {
 }
 
 void check_data_fits_model(const Splits& d, const ModelConfig& m) {
+  if (m.num_classes == 0)
+    fail("model.num_classes: 0, a backbone without a classifier, gives features, not classes: give it one ",
+         "(vit_train --init-from CHECKPOINT --set model.num_classes=", std::max<int64_t>(d.num_classes, 2), ")");
   if (d.channels() != m.in_chans || d.image_size() != m.image_size || d.num_classes > m.num_classes)
     fail("data '", d.name, "' has ", d.channels(), "x", d.image_size(), "x", d.image_size(), " images in ",
          d.num_classes, " classes but the model expects ", m.in_chans, "x", m.image_size, "x", m.image_size,

@@ -103,7 +103,8 @@ Splits make_synthetic(const SyntheticConfig& cfg);
 torch::Tensor resize_images(const torch::Tensor& images, int64_t size, double crop_pct = 0.0,
                             const std::string& interpolation = "bilinear", const std::string& crop_mode = "center");
 
-// Fails with a message naming the data and the model settings to change when they disagree.
+// Fails with a message naming the data and the model settings to change when they disagree, or
+// when the model has no classifier (num_classes 0) to score the data with.
 void check_data_fits_model(const Splits& data, const ModelConfig& model);
 
 extern const char* const kFashionMnistDir;

@@ -265,6 +265,8 @@ json hf_config_from_model(const ModelConfig& c) {
   if (c.head_dim > 0 && c.head_dim * c.heads != c.dim) refuse("head_dim", "transformers' head width is dim / heads");
   if (c.pool != "cls" || c.fc_norm) refuse("pool", "transformers' classifiers read the class token after the final norm");
   if (c.layer_scale > 0) refuse("layer_scale", "transformers' ViT has no LayerScale");
+  if (c.mlp != "gelu") refuse("mlp", "transformers' ViT MLP is fc, GELU, fc");
+  if (c.num_classes == 0) refuse("num_classes", "0 is a backbone, and vitlab writes transformers' image classifiers");
   if (c.reg_tokens > 0 || c.no_embed_class) refuse("reg_tokens", "transformers' ViT has no register tokens");
   if (c.dist_token && !c.dist_head) refuse("dist_head", "vitlab writes DeiT with its teacher head");
   json id2label = json::object(), label2id = json::object();

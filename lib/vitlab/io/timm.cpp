@@ -1,6 +1,9 @@
 #include "vitlab/io/timm.h"
 
+#include <algorithm>
+#include <cctype>
 #include <cmath>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -18,16 +21,18 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
     // vit_small_patch14_reg4_dinov2, vit_base_patch16_reg4_gap_256: family, size, distillation,
     // patch, registers, global average pooling, image size or DINOv2.
     static const std::regex name(
-        R"(^(vit|deit)_(tiny|small|base|large)_(distilled_)?patch(\d+)_(?:reg(\d+)_)?(gap_)?(\d+|dinov2)(\..*)?$)");
+        R"(^(vit|deit)_(tiny|small|base|large|huge|giant)_(distilled_)?patch(\d+)_(?:reg(\d+)_)?(gap_)?(\d+|dinov2)(\..*)?$)");
     std::smatch m;
     if (!std::regex_match(arch, m, name))
-      fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large}_patch{P}_{S}, ",
+      fail(where, ": architecture '", arch, "' is not a timm ViT vitlab reads (vit_{tiny,small,base,large,huge,giant}_patch{P}_{S}, ",
            "their _reg{N}, _gap and _dinov2 forms, deit_*_patch{P}_{S} and deit_*_distilled_*)");
     ModelConfig c;
     const std::string size = m[2];
-    c.dim = size == "tiny" ? 192 : size == "small" ? 384 : size == "base" ? 768 : 1024;
-    c.depth = size == "large" ? 24 : 12;
+    c.dim = size == "tiny" ? 192 : size == "small" ? 384 : size == "base" ? 768 : size == "large" ? 1024
+          : size == "huge" ? 1280 : 1408;
+    c.depth = size == "large" ? 24 : size == "huge" ? 32 : size == "giant" ? 40 : 12;
     c.heads = size == "tiny" ? 3 : size == "small" ? 6 : size == "base" ? 12 : 16;
+    if (size == "giant") c.mlp_ratio = 48.0 / 11;
     // The name's numbers: what std::stoi would take beyond int's range is no ViT's size.
     auto digits = [&](const std::string& d, const char* what) {
       if (d.size() > 6) fail(where, ": architecture '", arch, "': ", what, " ", d, " is out of range");
@@ -44,6 +49,10 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
     else c.mean = {0.5, 0.5, 0.5}, c.std = {0.5, 0.5, 0.5};
     if (m[3].matched) c.dist_token = c.dist_head = true;          // DeiT's distillation token and head
     if (dinov2) c.layer_scale = 1e-5;                             // timm's init_values for DINOv2
+    // DINOv2's giant is wider and gated (timm: mlp_layer=SwiGLUPacked, act_layer=nn.SiLU).
+    std::optional<std::string> mlp_layer, act_layer;
+    if (dinov2 && size == "giant")
+      c.dim = 1536, c.heads = 24, c.mlp_ratio = 2.66667 * 2, mlp_layer = "SwiGLUPacked", act_layer = "SiLU";
     if (m[5].matched) c.reg_tokens = digits(m[5], "register tokens"), c.no_embed_class = true;
     std::string pool = m[6].matched ? "avg" : "token";
     std::optional<bool> class_token;
@@ -104,10 +113,34 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
         // dynamic_img_size resamples the position table to each input's grid; vitlab resamples it
         // once, when a checkpoint is loaded at another size, with the same function.
         else if (key == "dynamic_img_size") continue;
+        // timm takes these as classes (mlp_layer=SwiGLUPacked, act_layer=nn.SiLU); a config
+        // names them by a string such as "timm.layers.SwiGLUPacked" or "torch.nn.SiLU".
+        else if (key == "mlp_layer" || key == "act_layer") {
+          if (!v.is_string()) fail(where, ": ", k, ": expected a class name, got ", dump_json(v));
+          (key == "mlp_layer" ? mlp_layer : act_layer) = v.get<std::string>();
+        }
         else if ((key == "pre_norm" && !v.get<bool>()) || (key == "qk_norm" && !v.get<bool>()))
           continue;  // timm's defaults
         else fail(where, ": ", k, ": ", dump_json(v), " is not supported by vitlab's ViT");
       }
+    }
+    // The MLP: timm's Mlp with GELU (its defaults), or SwiGLUPacked gated by SiLU. A class is
+    // known by its last name, in any case ("timm.layers.SwiGLUPacked", "torch.nn.SiLU", "silu").
+    auto known = [](const std::optional<std::string>& name, const std::string& fallback) {
+      std::string n = name ? name->substr(name->rfind('.') + 1) : fallback;
+      std::transform(n.begin(), n.end(), n.begin(), [](unsigned char ch) { return std::tolower(ch); });
+      return n;
+    };
+    const std::string mlp = known(mlp_layer, "mlp"), act = known(act_layer, "gelu");
+    if (mlp == "swiglupacked") {
+      if (act != "silu" && act != "swish")
+        fail(where, ": model_args.act_layer: SwiGLUPacked gated by ", act_layer ? "'" + *act_layer + "'" : "GELU (timm's default)",
+             " is not supported (SiLU)");
+      c.mlp = "swiglu";
+    } else if (mlp != "mlp") {
+      fail(where, ": model_args.mlp_layer: '", *mlp_layer, "' is not supported (Mlp, SwiGLUPacked)");
+    } else if (act != "gelu") {
+      fail(where, ": model_args.act_layer: '", *act_layer, "' is not supported with timm's Mlp (GELU)");
     }
     if (pool == "token") {
       c.pool = "cls";
@@ -177,6 +210,7 @@ json timm_config_from_model(const ModelConfig& c) {
                   {"class_token", c.has_class_token()}, {"global_pool", pool}, {"fc_norm", c.fc_norm},
                   {"init_values", c.layer_scale > 0 ? json(c.layer_scale) : json(nullptr)},
                   {"reg_tokens", c.reg_tokens},   {"no_embed_class", c.no_embed_class}};
+  if (c.mlp == "swiglu") model_args["mlp_layer"] = "SwiGLUPacked", model_args["act_layer"] = "silu";
   json pretrained{{"input_size", {c.in_chans, c.image_size, c.image_size}},
                   {"fixed_input_size", true},
                   {"interpolation", "bilinear"},

@@ -13,12 +13,13 @@ namespace vitlab {
 // Whether `j` is a timm config (it names an architecture) rather than a vitlab ModelConfig.
 bool is_timm_config(const json& j);
 // The ModelConfig of a timm ViT config: the architecture's sizes and options
-// (vit_{tiny,small,base,large}_patch{P}_{S}, _reg{N} register tokens outside the position table,
-// _gap average pooling without a class token, _dinov2 with LayerScale at 518, deit_* and
-// deit_*_distilled_* with the distillation token and head), then model_args, global_pool (token,
-// avg, avgmax), num_classes and pretrained_cfg's input size, mean and std. What vitlab cannot
-// represent (pre-norm, q/k norm, attention pooling, other MLPs) is an error naming `where` and
-// the key.
+// (vit_{tiny,small,base,large,huge,giant}_patch{P}_{S}, _reg{N} register tokens outside the
+// position table, _gap average pooling without a class token, _dinov2 with LayerScale at 518 and
+// for the giant a SwiGLU MLP, deit_* and deit_*_distilled_* with the distillation token and head),
+// then model_args (mlp_layer SwiGLUPacked with act_layer SiLU among them), global_pool (token,
+// avg, avgmax), num_classes (0: a backbone without a classifier) and pretrained_cfg's input size,
+// mean and std. What vitlab cannot represent (pre-norm, q/k norm, attention pooling, other MLPs
+// or activations) is an error naming `where` and the key.
 ModelConfig model_from_timm_config(const json& j, const std::string& where);
 
 // timm's evaluation preprocessing from pretrained_cfg: data.crop_pct and data.interpolation

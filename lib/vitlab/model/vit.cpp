@@ -30,13 +30,17 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   return linear(patches, proj->weight.flatten(1), proj->bias, /*gelu=*/false);  // (B, N, d)
 }
 
-MlpImpl::MlpImpl(int64_t dim, int64_t hidden, double p) {
-  fc1 = register_module("fc1", Linear(dim, hidden));
-  fc2 = register_module("fc2", Linear(hidden, dim));
-  drop = register_module("drop", torch::nn::Dropout(p));
+MlpImpl::MlpImpl(const ModelConfig& c) : swiglu(c.mlp == "swiglu") {
+  fc1 = register_module("fc1", Linear(c.dim, c.mlp_hidden()));
+  fc2 = register_module("fc2", Linear(c.mlp_inner(), c.dim));
+  drop = register_module("drop", torch::nn::Dropout(c.drop_rate));
 }
 
-torch::Tensor MlpImpl::forward(const torch::Tensor& x) { return drop(fc2(drop(fc1->forward_gelu(x)))); }
+torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
+  if (!swiglu) return drop(fc2(drop(fc1->forward_gelu(x))));
+  auto halves = fc1(x).chunk(2, -1);  // 2 x (B, N, h/2): the gate first, as timm's SwiGLUPacked
+  return drop(fc2(drop(torch::silu(halves[0]) * halves[1])));
+}
 
 LayerScaleImpl::LayerScaleImpl(int64_t dim, double init) {
   gamma = register_parameter("gamma", torch::full({dim}, init));
@@ -48,7 +52,7 @@ BlockImpl::BlockImpl(const ModelConfig& c, double dp) : drop_path(dp) {
   attn = register_module("attn", make_attention(c.attention, AttentionDims::of(c)));
   if (c.layer_scale > 0) ls1 = register_module("ls1", LayerScale(c.dim, c.layer_scale));
   norm2 = register_module("norm2", ln());
-  mlp = register_module("mlp", Mlp(c.dim, c.mlp_hidden(), c.drop_rate));
+  mlp = register_module("mlp", Mlp(c));
   if (c.layer_scale > 0) ls2 = register_module("ls2", LayerScale(c.dim, c.layer_scale));
 }
 
@@ -126,8 +130,10 @@ ViTImpl::ViTImpl(const ModelConfig& c) : cfg(c) {
   auto final_norm = torch::nn::LayerNorm(torch::nn::LayerNormOptions({c.dim}).eps(c.norm_eps));
   if (c.fc_norm) fc_norm = register_module("fc_norm", final_norm);
   else norm = register_module("norm", final_norm);
-  head = register_module("head", Linear(c.dim, c.num_classes));
-  if (c.dist_head) head_dist = register_module("head_dist", Linear(c.dim, c.num_classes));
+  if (c.num_classes > 0) {  // 0: a backbone, whose output is the pooled features (timm's Identity head)
+    head = register_module("head", Linear(c.dim, c.num_classes));
+    if (c.dist_head) head_dist = register_module("head_dist", Linear(c.dim, c.num_classes));
+  }
 
   // timm's ViT init: truncated-normal(0.02) linear weights (the truncation at +-2 is inert at
   // this std), zero biases; the patch projection keeps its fan-in init.
@@ -192,8 +198,12 @@ torch::Tensor ViTImpl::forward(const torch::Tensor& x) {
     pooled = cfg.pool == "mean" ? patches.mean(1) : 0.5 * (patches.amax(1) + patches.mean(1));
   }
   if (fc_norm) pooled = fc_norm(pooled);
-  if (head_dist) return (head(pooled) + head_dist(t.select(1, 1))) / 2;       // DeiT: both heads, averaged
-  return head(pooled);                                                        // (B, classes)
+  auto out = head ? head(pooled) : pooled;                                    // (B, classes) or (B, d)
+  if (cfg.dist_head) {                                                        // DeiT: both heads, averaged
+    auto dist = t.select(1, 1);                                               // (B, d)
+    return (out + (head_dist ? head_dist(dist) : dist)) / 2;
+  }
+  return out;
 }
 
 torch::Tensor preprocess(const torch::Tensor& images, const ModelConfig& c) {

@@ -18,12 +18,14 @@ class PatchEmbedImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PatchEmbed);
 
+// fc2(act(fc1(x))): GELU, or with `swiglu` SiLU(a) * b of fc1's two halves (config.h: mlp).
 class MlpImpl : public torch::nn::Module {
  public:
-  MlpImpl(int64_t dim, int64_t hidden, double drop);
+  MlpImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
   Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
+  bool swiglu = false;
 };
 TORCH_MODULE(Mlp);
 

@@ -103,8 +103,10 @@ void load_weights(ViT& model, const std::string& path, bool fine_tune) {
   const std::string beside = join_path(parent_path(path), "config.json");
   if (path_exists(beside) && is_hf_config(read_json_file(beside))) by_name = tensors_from_hf(by_name, model->cfg, path);
   torch::NoGradGuard no_grad;
+  auto is_head = [](const std::string& name) { return name.rfind("head.", 0) == 0 || name.rfind("head_dist.", 0) == 0; };
   for (auto& [name, t] : model_tensors(model)) {
     auto it = by_name.find(name);
+    if (it == by_name.end() && fine_tune && is_head(name)) continue;  // a backbone's new classifier (num_classes 0)
     if (it == by_name.end()) fail(path, ": missing tensor '", name, "' that the model config needs");
     torch::Tensor value = it->second;
     // A model built for another image size (fine-tuning or evaluating at a new resolution):
@@ -114,13 +116,18 @@ void load_weights(ViT& model, const std::string& path, bool fine_tune) {
       if (model->cfg.pos == "sincos") value = t;
       else if (square_grid_side(value.size(1) - prefix) > 0) value = resample_pos_embed(value, prefix, model->cfg.grid());
     }
-    if (fine_tune && (name.rfind("head.", 0) == 0 || name.rfind("head_dist.", 0) == 0) && value.sizes() != t.sizes())
-      value = t;
+    if (fine_tune && is_head(name) && value.sizes() != t.sizes()) value = t;
     // A gray image x through the summed kernel is the RGB kernel on (x, x, x).
     if (fine_tune && name == "patch_embed.proj.weight" && value.dim() == 4 && value.size(1) == 3 && t.size(1) == 1)
       value = value.to(torch::kFloat).sum(1, /*keepdim=*/true);  // (d, 3, p, p) -> (d, 1, p, p)
+    // fc2 reading half of fc1's outputs is a gated MLP, which a timm config.json often leaves
+    // out (its users pass mlp_layer=SwiGLUPacked, act_layer=nn.SiLU to timm.create_model).
+    const bool gated = name.size() > 14 && name.compare(name.size() - 14, 14, "mlp.fc2.weight") == 0 &&
+                       model->cfg.mlp == "gelu" && value.dim() == 2 && t.dim() == 2 && 2 * value.size(1) == t.size(1);
     if (value.sizes() != t.sizes())
-      fail(path, ": tensor '", name, "' has shape ", value.sizes(), " but the model config needs ", t.sizes());
+      fail(path, ": tensor '", name, "' has shape ", value.sizes(), " but the model config needs ", t.sizes(),
+           gated ? ": a gated MLP (timm's SwiGLUPacked), which the config does not name; add \"mlp_layer\": "
+                   "\"SwiGLUPacked\", \"act_layer\": \"SiLU\" to its model_args (model.mlp=swiglu in vitlab's)" : "");
     t.copy_(value);
     by_name.erase(it);
   }
