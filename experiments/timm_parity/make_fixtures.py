@@ -98,6 +98,19 @@ LARGE = {
     "vit_base_patch16_224_ls": ("vit_base_patch16_224", dict(init_values=1e-1, num_classes=100), dict(),
                                 torch.float16, None, False),
     "vit_small_patch16_384": ("vit_small_patch16_384", dict(num_classes=10), dict(), torch.bfloat16, 224, False),
+    # Issue 22's families at their real sizes: DINOv2 with registers (518, resampled to 224),
+    # distilled DeiT, registers with average pooling, and a gated DINOv2-S backbone without a
+    # classifier (the giant's MLP at the small width: the giant itself is 4.4 GB in f32).
+    "vit_small_patch14_reg4_dinov2": ("vit_small_patch14_reg4_dinov2", dict(num_classes=10), dict(), torch.bfloat16,
+                                      224, False),
+    "deit_small_distilled_patch16_224": ("deit_small_distilled_patch16_224", dict(num_classes=100), dict(),
+                                         torch.float32, None, False),
+    "vit_base_patch16_reg4_gap_256": ("vit_base_patch16_reg4_gap_256", dict(num_classes=10), dict(), torch.float16,
+                                      None, False),
+    "vit_small_patch14_dinov2_swiglu": ("vit_small_patch14_dinov2",
+                                        dict(num_classes=0, mlp_ratio=2.66667 * 2, mlp_layer=SwiGLUPacked,
+                                             act_layer=torch.nn.SiLU),
+                                        dict(), torch.float32, None, False),
 }
 
 
