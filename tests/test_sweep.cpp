@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <set>
 #include <thread>
@@ -13,6 +14,7 @@
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
 #include "vitlab/results/plot.h"
+#include "vitlab/results/stats.h"
 #include "vitlab/results/summary.h"
 #include "vitlab/results/sweep.h"
 
@@ -256,13 +258,87 @@ TEST(Sweep, SummaryMergesSeedsIntoMeanAndSampleStd) {
                                      row("tucker", 0, 100, 79.5), row("tucker", 1, 100, json())};
   const std::string md = summary_markdown(rows);
   // mean 82, sample std sqrt(((-2)^2 + 0 + 2^2) / 2) = 2; tucker: one of two done, no spread.
-  EXPECT_NE(md.find("| `mha` | 3/3 | 1,400 | 400 | 1 | 8 | 82.00 +- 2.00 | 101 |"), std::string::npos) << md;
-  EXPECT_NE(md.find("| `tucker` | 1/2 | 1,100 | 100 | 0.25 | 8 | 79.50 | 100 |"), std::string::npos) << md;
+  // Standard error 2 / sqrt(3); tucker has one seed in common with its reference: no paired test.
+  EXPECT_NE(md.find("| `mha` | 3/3 | 1,400 | 400 | 1 | 8 | 82.00 +- 2.00 | 1.15 | reference |  | 101 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| `tucker` | 1/2 | 1,100 | 100 | 0.25 | 8 | 79.50 |  |  |  | 100 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("|  | tucker | none (no budget with 2 or more paired seeds passes) |"), std::string::npos) << md;
   EXPECT_NE(md.find("| tucker__seed-1 | `tucker` | `1` | pending |"), std::string::npos) << md;
   // Without a seed axis there is nothing to merge: the per-run table alone.
   std::vector<SummaryRow> unseeded{rows[0]};
   unseeded[0].settings.erase("train.seed");
   EXPECT_EQ(summary_markdown(unseeded).find("Over seeds"), std::string::npos);
+}
+
+// Student's t against published quantiles and closed forms (Cauchy at 1 dof, 2 dof, the normal).
+TEST(Stats, StudentTMatchesKnownValues) {
+  EXPECT_NEAR(student_t_quantile(0.975, 4), 2.776445105, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.95, 4), 2.131846786, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.975, 1), 12.70620474, 1e-6);
+  EXPECT_NEAR(student_t_quantile(0.975, 9), 2.262157163, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.025, 9), -2.262157163, 1e-8);
+  EXPECT_NEAR(student_t_quantile(0.975, 1e7), 1.959963985, 1e-6);
+  EXPECT_DOUBLE_EQ(student_t_cdf(0, 3), 0.5);
+  EXPECT_NEAR(student_t_cdf(1, 1), 0.75, 1e-12);                        // 1/2 + atan(1) / pi
+  EXPECT_NEAR(student_t_cdf(2, 2), 0.5 + 1 / std::sqrt(6.0), 1e-12);    // 1/2 + t / (2 sqrt(2 + t^2))
+  EXPECT_NEAR(student_t_cdf(-2, 2), 0.5 - 1 / std::sqrt(6.0), 1e-12);
+  for (double dof : {1.0, 2.0, 4.0, 30.0})
+    for (double p : {0.01, 0.3, 0.9, 0.999}) EXPECT_NEAR(student_t_cdf(student_t_quantile(p, dof), dof), p, 1e-10);
+  // Paired differences: mean -0.16, sd sqrt(0.043), se sd / sqrt(5).
+  const PairedDifference d = paired_difference({-0.2, 0.1, -0.4, 0.0, -0.3});
+  EXPECT_EQ(d.n, 5);
+  EXPECT_NEAR(d.mean, -0.16, 1e-12);
+  EXPECT_NEAR(d.se, std::sqrt(0.043 / 5), 1e-12);
+  EXPECT_NEAR(d.hi - d.mean, 2.776445105 * d.se, 1e-8);
+  EXPECT_NEAR(d.upper - d.mean, 2.131846786 * d.se, 1e-8);
+  EXPECT_NE(error_of([] { paired_difference({1.0}); }).find("at least 2 pairs"), std::string::npos);
+}
+
+// Two widths: each row is paired with MHA at its own width by seed, and each variant's smallest
+// budget that the one-sided test does not put 0.5 points below MHA is named.
+TEST(Sweep, SummaryPairsRunsBySeedWithTheReferenceAtTheSameWidth) {
+  std::vector<SummaryRow> rows;
+  auto add = [&](int dim, const json& attention, double attn, const std::vector<double>& top1) {
+    for (size_t seed = 0; seed < top1.size(); ++seed) {
+      SummaryRow r;
+      r.name = "d" + std::to_string(dim) + "-" + dump_json(attention) + "-" + std::to_string(seed);
+      r.settings = json{{"model.dim", dim}, {"model.attention", attention}, {"train.seed", seed}};
+      r.state = "done";
+      r.result = json{{"params", {{"total", 1000 + attn}, {"attention", attn}}}, {"kv_floats_per_token", 8},
+                      {"metrics", {{"top1", top1[seed]}}}, {"timing", {{"images_per_s", 100.0}}}};
+      rows.push_back(r);
+    }
+  };
+  const std::vector<double> mha{80, 82, 84, 81, 83};
+  auto shifted = [&](const std::vector<double>& by) {
+    std::vector<double> v = mha;
+    for (size_t i = 0; i < v.size(); ++i) v[i] += by[i];
+    return v;
+  };
+  for (int dim : {192, 384}) {
+    add(dim, "mha", dim * 4.0, dim == 192 ? mha : shifted({5, 5, 5, 5, 5}));
+    add(dim, json{{"name", "tucker"}, {"rank", 8}}, dim * 1.0,
+        dim == 192 ? shifted({-0.2, 0.1, -0.4, 0.0, -0.3}) : shifted({3.0, 3.5, 3.2, 2.8, 3.4}));
+    add(dim, json{{"name", "tucker"}, {"rank", 4}}, dim * 0.5, shifted({-2.0, -1.5, -1.8, -2.2, -1.6}));
+  }
+  add(192, "mqa", 500, {81});
+  const std::string md = summary_markdown(rows);
+  // d 192: tucker rank 8 is -0.16 [-0.42, +0.10] (one-sided bound +0.04, not below); rank 4
+  // is -1.82, below. d 384: against MHA at 384 (85, 87, ...), rank 8 is -1.82 too and rank 4 -6.82.
+  EXPECT_NE(md.find("| `{\"name\":\"tucker\",\"rank\":8}` | `192` | 5/5 | 1,192 | 192 | 0.25 | 8 | 81.84 +- 1.48 | 0.66 | "
+                    "-0.16 [-0.42, +0.10], n 5 | no | 100 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| `{\"name\":\"tucker\",\"rank\":4}` | `192` | 5/5 | 1,096 | 96 | 0.125 | 8 | 80.18 +- 1.76 | 0.79 | "
+                    "-1.82 [-2.18, -1.46], n 5 | yes |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| `mha` | `384` | 5/5 | 2,536 | 1,536 | 1 | 8 | 87.00 +- 1.58 | 0.71 | reference |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| `{\"name\":\"tucker\",\"rank\":8}` | `384` | 5/5 | 1,384 | 384 | 0.25 | 8 | 85.18 +- 1.76 | 0.79 | "
+                    "-1.82 [-2.18, -1.46], n 5 | yes |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| model.dim 192 | tucker | `{\"name\":\"tucker\",\"rank\":8}` | 192 | 0.25 | -0.16 [-0.42, +0.10], n 5 | +0.04 |"),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| model.dim 384 | tucker | none"), std::string::npos) << md;
+  EXPECT_NE(md.find("| model.dim 192 | mqa | none"), std::string::npos) << md;
 }
 
 namespace {

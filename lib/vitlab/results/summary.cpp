@@ -4,9 +4,11 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <optional>
 
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
+#include "vitlab/results/stats.h"
 #include "vitlab/results/sweep.h"
 
 namespace vitlab {
@@ -142,65 +144,150 @@ bool is_seed_key(const std::string& k) {
   return k == "seed" || (k.size() > 5 && k.compare(k.size() - 5, 5, ".seed") == 0);
 }
 
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+std::string signed_fixed(double v) { return (v >= 0 ? "+" : "") + fixed(v, 2); }
+
+// The attention variant of a setting: model.attention's name ("mha" or {"name": "tucker", ...}).
+std::string variant_name(const json& attention) {
+  if (attention.is_string()) return attention.get<std::string>();
+  if (attention.is_object() && attention.contains("name") && attention["name"].is_string())
+    return attention["name"].get<std::string>();
+  return plain(attention);
+}
+
+// One row of the over-seeds table: the runs of one setting, their done top-1 by seed.
+struct SeedGroup {
+  std::vector<const SummaryRow*> members;
+  std::map<std::string, double> top1;  // seed (as JSON) -> test top-1
+  std::vector<double> img_s;
+  size_t reference = 0;                // the group compared against
+  std::optional<PairedDifference> paired;
+};
+
+std::string paired_cell(const PairedDifference& d) {
+  return signed_fixed(d.mean) + " [" + signed_fixed(d.lo) + ", " + signed_fixed(d.hi) + "], n " + std::to_string(d.n);
+}
+
 // The per-setting table: runs that differ only in their seed merged into one row, top-1 as
-// mean +- sample standard deviation (n - 1) of the done runs; "vs first" is the attention
-// budget against the first row's (the sweep's first setting, MHA in the issue-8 specs).
+// mean +- sample standard deviation (n - 1) of the done runs and its standard error. Each row's
+// reference is the first row with the same settings but model.attention (MHA, listed first in
+// the attention specs, at the same width), or the first row without an attention axis; "vs ref"
+// is the attention budget against it, and the paired difference matches the two rows' runs by
+// seed (same data order and augmentation draws): mean, 95% t interval, one-sided t test against
+// a loss of kMargin points. Then, per variant, the smallest budget that test does not reject.
+constexpr double kMargin = 0.5;
+
 std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::vector<std::string>& keys) {
-  std::vector<std::string> shown;
-  for (const auto& k : keys)
-    if (!is_seed_key(k)) shown.push_back(k);
-  std::vector<std::string> order;
-  std::map<std::string, std::vector<const SummaryRow*>> groups;
+  std::vector<std::string> shown, seeds;
+  for (const auto& k : keys) (is_seed_key(k) ? seeds : shown).push_back(k);
+  const bool by_attention = std::find(shown.begin(), shown.end(), "model.attention") != shown.end();
+  std::vector<std::string> order, context;  // context: the settings but model.attention
+  std::map<std::string, SeedGroup> groups;
   for (const auto& r : rows) {
-    json id = json::object();
-    for (const auto& k : shown) id[k] = r.settings.value(k, json());
-    const std::string key = dump_json(id);
-    if (!groups.count(key)) order.push_back(key);
-    groups[key].push_back(&r);
-  }
-  std::string out = "|";
-  std::string rule = "|";
-  for (const auto& k : shown) out += " " + k + " |", rule += "---|";
-  out += " runs done | params | attn params | vs first | KV floats/token | top-1 mean +- std | img/s |\n";
-  out += rule + "---:|---:|---:|---:|---:|---:|---:|\n";
-  double first_attention = 0;
-  for (const auto& key : order) {
-    const auto& members = groups[key];
-    const SummaryRow& r0 = *members.front();
-    std::vector<double> top1, img_s;
-    for (const SummaryRow* r : members) {
-      const json t = metric(*r, "metrics", "top1"), v = metric(*r, "timing", "images_per_s");
-      if (t.is_number()) top1.push_back(t.get<double>());
-      if (v.is_number()) img_s.push_back(v.get<double>());
+    json id = json::object(), around = json::object();
+    for (const auto& k : shown) {
+      id[k] = r.settings.value(k, json());
+      if (k != "model.attention") around[k] = id[k];
     }
-    auto mean = [](const std::vector<double>& v) {
-      double s = 0;
-      for (double x : v) s += x;
-      return s / static_cast<double>(v.size());
-    };
-    std::string acc;
+    const std::string key = dump_json(id);
+    if (!groups.count(key)) order.push_back(key), context.push_back(by_attention ? dump_json(around) : "");
+    SeedGroup& g = groups[key];
+    g.members.push_back(&r);
+    json seed = json::object();
+    for (const auto& k : seeds) seed[k] = r.settings.value(k, json());
+    const json t = metric(r, "metrics", "top1"), v = metric(r, "timing", "images_per_s");
+    if (t.is_number()) g.top1[dump_json(seed)] = t.get<double>();
+    if (v.is_number()) g.img_s.push_back(v.get<double>());
+  }
+  for (size_t i = 0; i < order.size(); ++i) {
+    SeedGroup& g = groups[order[i]];
+    g.reference = static_cast<size_t>(std::find(context.begin(), context.end(), context[i]) - context.begin());
+    if (g.reference == i) continue;
+    const SeedGroup& ref = groups[order[g.reference]];
+    std::vector<double> differences;
+    for (const auto& [seed, top1] : g.top1)
+      if (ref.top1.count(seed)) differences.push_back(top1 - ref.top1.at(seed));
+    if (differences.size() >= 2) g.paired = paired_difference(differences);
+  }
+
+  std::string out = "|", rule = "|";
+  for (const auto& k : shown) out += " " + k + " |", rule += "---|";
+  out += " runs done | params | attn params | vs ref | KV floats/token | top-1 mean +- std | s.e. | "
+         "paired diff vs ref [95% CI] | below -" + fixed(kMargin, 1) + "? | img/s |\n";
+  out += rule + "---:|---:|---:|---:|---:|---:|---:|---|---|---:|\n";
+  auto attention_params = [&](const SeedGroup& g) { return number(*g.members.front(), "params", "attention"); };
+  auto ratio = [&](const SeedGroup& g) {
+    const json a = attention_params(g), r = attention_params(groups[order[g.reference]]);
+    return a.is_number() && r.is_number() && r.get<double>() > 0 ? significant(a.get<double>() / r.get<double>()) : "";
+  };
+  for (size_t i = 0; i < order.size(); ++i) {
+    const SeedGroup& g = groups[order[i]];
+    const SummaryRow& r0 = *g.members.front();
+    std::vector<double> top1;
+    for (const auto& [seed, t] : g.top1) top1.push_back(t);
+    std::string acc, se;
     if (!top1.empty()) {
-      const double m = mean(top1);
+      const double m = mean_of(top1);
       acc = fixed(m, 2);
       if (top1.size() > 1) {
         double ss = 0;
         for (double x : top1) ss += (x - m) * (x - m);
-        acc += " +- " + fixed(std::sqrt(ss / static_cast<double>(top1.size() - 1)), 2);
+        const double sd = std::sqrt(ss / static_cast<double>(top1.size() - 1));
+        acc += " +- " + fixed(sd, 2);
+        se = fixed(sd / std::sqrt(static_cast<double>(top1.size())), 2);
       }
     }
-    const json attention = number(r0, "params", "attention");
-    std::string ratio;
-    if (attention.is_number()) {
-      if (first_attention == 0) first_attention = attention.get<double>();
-      if (first_attention > 0) ratio = significant(attention.get<double>() / first_attention);
-    }
+    std::string paired = g.reference == i ? "reference" : "", below;
+    if (g.paired) paired = paired_cell(*g.paired), below = g.paired->upper < -kMargin ? "yes" : "no";
     out += "|";
     for (const auto& k : shown) out += " `" + plain(r0.settings.value(k, json())) + "` |";
-    out += " " + std::to_string(top1.size()) + "/" + std::to_string(members.size()) + " | " +
-           grouped(number(r0, "params", "total")) + " | " + grouped(attention) + " | " + ratio + " | " +
-           grouped(number(r0, nullptr, "kv_floats_per_token")) + " | " + acc + " | " +
-           (img_s.empty() ? "" : fixed(mean(img_s), 0)) + " |\n";
+    out += " " + std::to_string(top1.size()) + "/" + std::to_string(g.members.size()) + " | " +
+           grouped(number(r0, "params", "total")) + " | " + grouped(attention_params(g)) + " | " + ratio(g) + " | " +
+           grouped(number(r0, nullptr, "kv_floats_per_token")) + " | " + acc + " | " + se + " | " + paired + " | " +
+           below + " | " + (g.img_s.empty() ? "" : fixed(mean_of(g.img_s), 0)) + " |\n";
   }
+  if (!by_attention) return out;
+
+  // Per variant (and other settings), the smallest budget the test does not put below the margin.
+  out += "\nPaired by seed; \"below -" + fixed(kMargin, 1) + "?\": a one-sided paired t test at 5% (H1: the mean "
+         "difference to the reference is below -" + fixed(kMargin, 1) + " points) rejects, i.e. the one-sided 95% "
+         "upper bound of the difference is below -" + fixed(kMargin, 1) + ".\n\n"
+         "### Smallest attention budget not significantly below the reference by " + fixed(kMargin, 1) + " points\n\n";
+  std::string table;
+  std::vector<std::string> seen;
+  for (size_t i = 0; i < order.size(); ++i) {
+    const SeedGroup& g = groups[order[i]];
+    const std::string variant = variant_name(g.members.front()->settings.value("model.attention", json()));
+    const std::string id = context[i] + "/" + variant;
+    if (g.reference == i || std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
+    seen.push_back(id);
+    const SeedGroup* best = nullptr;
+    for (size_t j = 0; j < order.size(); ++j) {
+      const SeedGroup& h = groups[order[j]];
+      if (context[j] != context[i] || h.reference == j || !h.paired || h.paired->upper < -kMargin ||
+          variant_name(h.members.front()->settings.value("model.attention", json())) != variant)
+        continue;
+      const json a = attention_params(h);
+      if (a.is_number() && (!best || a.get<double>() < attention_params(*best).get<double>())) best = &h;
+    }
+    json around = json::parse(context[i]);
+    std::string where;
+    for (const auto& [k, v] : around.items()) where += (where.empty() ? "" : ", ") + k + " " + plain(v);
+    table += "| " + where + " | " + variant + " | ";
+    if (best)
+      table += "`" + plain(best->members.front()->settings.value("model.attention", json())) + "` | " +
+               grouped(attention_params(*best)) + " | " + ratio(*best) + " | " + paired_cell(*best->paired) + " | " +
+               signed_fixed(best->paired->upper) + " |\n";
+    else
+      table += "none (no budget with 2 or more paired seeds passes) | | | | |\n";
+  }
+  out += "| settings | variant | smallest budget | attn params | vs ref | paired diff [95% CI] | one-sided upper bound |\n"
+         "|---|---|---|---:|---:|---|---:|\n" + table;
   return out;
 }
 
