@@ -7,7 +7,7 @@
 
 int main(int argc, char** argv) {
   CLI::App app{"Plot results (result.json files, run or sweep directories) with gnuplot: one series per group, "
-               "mean and min-max over seeds, the Pareto front dashed. Writes FILE.png|.svg, FILE.dat and FILE.gp."};
+               "mean over seeds with min-max or standard-error bars, the Pareto front dashed. Writes FILE.png|.svg, FILE.dat and FILE.gp."};
   std::vector<std::string> inputs;
   vitlab::PlotOptions opt;
   bool linear = false;
@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   app.add_option("--out", opt.out, "The picture: FILE.png or FILE.svg")->required();
   app.add_option("--title", opt.title, "Title above the plot");
   app.add_flag("--linear-x", linear, "Linear x axis instead of log");
+  app.add_option("--bars", opt.bars, "Error bars over seeds: minmax (min to max) or se (standard error of the mean)")
+      ->check(CLI::IsMember({"minmax", "se"}))
+      ->capture_default_str();
   VITLAB_CLI_PARSE(app, "vit_plot", argc, argv);
 
   return vitlab::run_app("vit_plot", [&] {

@@ -376,6 +376,8 @@ TEST(Plot, MergesSeedsGroupsAndFindsTheParetoFront) {
   EXPECT_DOUBLE_EQ(points[3].y, 81);
   EXPECT_DOUBLE_EQ(points[3].y_min, 80);
   EXPECT_DOUBLE_EQ(points[3].y_max, 82);
+  EXPECT_DOUBLE_EQ(points[3].y_se, 1);  // sample std sqrt(2) over sqrt(2) seeds
+  EXPECT_DOUBLE_EQ(points[0].y_se, 0.5);
   EXPECT_EQ(points[3].seeds, 2);
   // Front: tucker@1000 (cheapest), tucker@2000 (best); mha and gqa cost more for less.
   const auto front = pareto_front(points, opt);
@@ -422,6 +424,17 @@ TEST(PlotCli, DrawsPngAndSvgWithTheirDataAndScript) {
   const std::string s = read_text(dir / "p.svg");
   EXPECT_NE(s.find("<svg"), std::string::npos);
   EXPECT_NE(s.find("tucker"), std::string::npos);
+
+  // Standard-error bars (mha: 81 +- 1; a single seed's bar is its point).
+  Output se = run(kPlot + " " + dir / "results --bars se --out " + dir / "se.png");
+  ASSERT_EQ(se.status, 0) << se.text;
+  const std::string se_dat = read_text(dir / "se.dat");
+  EXPECT_NE(se_dat.find("# group: mha\n# x y y-se y+se seeds runs\n4000 81 80 82 2 "), std::string::npos) << se_dat;
+  EXPECT_NE(se_dat.find("2000 83 83 83 1 "), std::string::npos) << se_dat;
+  EXPECT_NE(read_text(dir / "se.gp").find("bars: standard error"), std::string::npos);
+  Output range = run(kPlot + " " + dir / "results --bars range --out " + dir / "r.png");
+  EXPECT_EQ(range.status, 2);  // a usage error, as CLI11 reports them
+  EXPECT_EQ(range.text, "vit_plot: error: --bars: range not in {minmax,se} (see --help)\n");
 
   Output bad = run(kPlot + " " + dir / "results --out " + dir / "p.jpg");
   EXPECT_EQ(bad.text, "vit_plot: error: --out " + dir / "p.jpg" + ": the picture must end in .png or .svg\n");

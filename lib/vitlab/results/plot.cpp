@@ -145,6 +145,11 @@ std::vector<PlotPoint> plot_points(const std::vector<json>& results, const PlotO
       p.label += (p.label.empty() ? "" : " ") + r->value("run_id", "?");
     }
     p.seeds = static_cast<int>(runs.size());
+    if (p.seeds > 1) {
+      double ss = 0;
+      for (const json* r : runs) ss += std::pow(number_at(*r, ay, "--y") - p.y, 2);
+      p.y_se = std::sqrt(ss / (p.seeds - 1) / p.seeds);
+    }
     if (opt.log_x && p.x <= 0) fail("--x ", opt.x, ": ", p.x, " cannot go on a log scale (run ", p.label, ")");
     points.push_back(std::move(p));
   }
@@ -189,21 +194,25 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
   if (points.empty()) fail("no results to plot");
   const std::string ext = extension_lower(opt.out);
   if (ext != ".png" && ext != ".svg") fail("--out ", opt.out, ": the picture must end in .png or .svg");
+  if (opt.bars != "minmax" && opt.bars != "se") fail("--bars ", opt.bars, ": expected minmax or se");
   if (find_in_path("gnuplot").empty()) fail("gnuplot not found: install gnuplot-nox (bash scripts/setup.sh)");
+  const bool se = opt.bars == "se";
   const Axis ax = axis_of(opt.x, "--x"), ay = axis_of(opt.y, "--y");
 
   // The data: one gnuplot index block per group, then the Pareto front.
   std::vector<std::string> groups;
   for (const auto& p : points)
     if (groups.empty() || groups.back() != p.group) groups.push_back(p.group);
-  std::string d = "# vit_plot: x = " + ax.path + ", y = " + ay.path + " (mean over seeds, min and max)\n";
+  std::string d = "# vit_plot: x = " + ax.path + ", y = " + ay.path + " (mean over seeds, " +
+                  (se ? "minus and plus its standard error" : "min and max") + ")\n";
   char line[512];
   for (size_t g = 0; g < groups.size(); ++g) {
     if (g) d += "\n\n";
-    d += "# group: " + groups[g] + "\n# x y y_min y_max seeds runs\n";
+    d += "# group: " + groups[g] + (se ? "\n# x y y-se y+se seeds runs\n" : "\n# x y y_min y_max seeds runs\n");
     for (const auto& p : points)
       if (p.group == groups[g]) {
-        std::snprintf(line, sizeof line, "%.10g %.6g %.6g %.6g %d ", p.x, p.y, p.y_min, p.y_max, p.seeds);
+        std::snprintf(line, sizeof line, "%.10g %.6g %.6g %.6g %d ", p.x, p.y, se ? p.y - p.y_se : p.y_min,
+                      se ? p.y + p.y_se : p.y_max, p.seeds);
         d += line + gp_string(p.label) + "\n";
       }
   }
@@ -213,7 +222,7 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
     d += line;
   }
 
-  // The script: log x, one series per group with min-max bars, the front as a dashed staircase.
+  // The script: log x, one series per group with its bars, the front as a dashed staircase.
   std::string s;
   if (!opt.title.empty()) s += "set title " + gp_string(opt.title) + "\n";
   s += "set xlabel " + gp_string(ax.label) + "\nset ylabel " + gp_string(ay.label) + "\n";
@@ -226,7 +235,8 @@ std::string draw_plot(const std::vector<PlotPoint>& points, const PlotOptions& o
   std::snprintf(line, sizeof line, "set xrange [%.10g:%.10g]\n", opt.log_x ? lo / 1.3 : lo - pad,
                 opt.log_x ? hi * 1.3 : hi + pad);
   s += line;
-  s += "set label 1 'mean over seeds; bars: min to max' at graph 0, graph -0.13 font ',9'\n";
+  s += std::string("set label 1 'mean over seeds; bars: ") + (se ? "standard error" : "min to max") +
+       "' at graph 0, graph -0.13 font ',9'\n";
   s += "set bmargin 5\nset offsets 0, 0, graph 0.05, graph 0.05\n";
   s += "plot \\\n";
   const std::string dat = gp_string(base_name(data_path(opt.out)));

@@ -16,6 +16,7 @@ struct PlotOptions {
   std::string out;                     // FILE.png or FILE.svg
   std::string title;
   bool log_x = true;
+  std::string bars = "minmax";         // error bars over seeds: minmax (min to max) | se (mean +- standard error)
 };
 
 struct PlotPoint {
@@ -23,6 +24,7 @@ struct PlotPoint {
   double x = 0;        // mean over seeds
   double y = 0;        // mean over seeds
   double y_min = 0, y_max = 0;
+  double y_se = 0;     // standard error of the mean over seeds (sample std / sqrt(n)); 0 for one seed
   int seeds = 0;
   std::string label;   // the run names merged into this point
 };
