@@ -68,21 +68,24 @@ if has fmnist; then
   cp /tmp/fmnist-tiny/result.json "$OUT/fmnist_vit_tiny_result.json" 2>/dev/null || true
 fi
 
-# Issue 8's full sweep (experiments/tucker_vs_attention/spec_full.json), several runs at a time
-# on the one GPU (SWEEP_DEVICES). It resumes like fmnist: SWEEP_LIMIT=SECONDS stops it there
-# (its runs save checkpoints) and the next call on the same machine continues it. The spec reads
-# `fashion-mnist`, the Debian package's path, which the carried copy stands in for here.
+# A sweep on the one GPU, several runs at a time (SWEEP_DEVICES): issue 8's full sweep
+# (experiments/tucker_vs_attention/spec_full.json), or SWEEP_SPEC into SWEEP_OUT (issue 26:
+# experiments/tucker_converged/spec_recipe.json into runs/tucker_recipe). It resumes like
+# fmnist: SWEEP_LIMIT=SECONDS stops it there (its runs save checkpoints) and the next call on the
+# same machine continues it; a finished run is never redone. The specs read `fashion-mnist`, the
+# Debian package's path, which the carried copy stands in for here.
 if has tucker_sweep; then
   if [[ ! -e /usr/share/datasets/fashion-mnist ]]; then
     mkdir -p /usr/share/datasets && ln -s "$PWD/data/fashion-mnist" /usr/share/datasets/fashion-mnist
   fi
+  sweep_out=${SWEEP_OUT:-runs/tucker_full}
   start=$SECONDS
   rc=0
   timeout --signal=TERM "${SWEEP_LIMIT:-86400}" ./build-gpu/apps/vit_sweep \
-    experiments/tucker_vs_attention/spec_full.json --out runs/tucker_full \
+    "${SWEEP_SPEC:-experiments/tucker_vs_attention/spec_full.json}" --out "$sweep_out" \
     --devices "${SWEEP_DEVICES:-0,0,0,0}" || rc=$?
   echo "tucker_sweep wall this call: $(( SECONDS - start )) s (exit $rc)"
-  tar czf "$OUT/tucker_full_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock runs/tucker_full
+  tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
 fi
 
 # The GPU-only tests of the speed work (the fused residual-add + LayerNorm kernels, the

@@ -72,6 +72,7 @@ def main():
         seed("sweep_spec", os.path.basename(os.path.dirname(path)), json.dumps(spec))
 
     for d in ("timm/cls_f32", "timm/dinov2_reg4_bf16", "timm/deit_distilled_f32", "timm/avgmax_reg1_f16",
+              "timm/dinov2_giant_headless_f32", "timm/swiglu_args_bf16",
               "hf/vit_f32", "hf/deit_teacher_f32", "hf/vit_gray_nobias_bf16"):
         config = read(f"tests/fixtures/{d}/config.json").decode()
         pre = f"tests/fixtures/{d}/preprocessor_config.json"
