@@ -11,6 +11,7 @@
 #include "vitlab/error.h"
 #include "vitlab/io/files.h"
 #include "vitlab/io/process.h"
+#include "vitlab/results/stats.h"
 #include "vitlab/text.h"
 
 namespace vitlab {
@@ -137,19 +138,17 @@ std::vector<PlotPoint> plot_points(const std::vector<json>& results, const PlotO
     PlotPoint p;
     p.group = group_of(*runs.front(), opt.group);
     p.y_min = INFINITY, p.y_max = -INFINITY;
+    std::vector<double> ys;
     for (const json* r : runs) {
       const double x = number_at(*r, ax, "--x"), y = number_at(*r, ay, "--y");
+      ys.push_back(y);
       p.x += x / runs.size();
       p.y += y / runs.size();
       p.y_min = std::min(p.y_min, y), p.y_max = std::max(p.y_max, y);
       p.label += (p.label.empty() ? "" : " ") + r->value("run_id", "?");
     }
     p.seeds = static_cast<int>(runs.size());
-    if (p.seeds > 1) {
-      double ss = 0;
-      for (const json* r : runs) ss += std::pow(number_at(*r, ay, "--y") - p.y, 2);
-      p.y_se = std::sqrt(ss / (p.seeds - 1) / p.seeds);
-    }
+    p.y_se = sample_std(ys) / std::sqrt(static_cast<double>(p.seeds));
     if (opt.log_x && p.x <= 0) fail("--x ", opt.x, ": ", p.x, " cannot go on a log scale (run ", p.label, ")");
     points.push_back(std::move(p));
   }

@@ -36,6 +36,20 @@ double incomplete_beta(double a, double b, double x) {
 
 }  // namespace
 
+double mean_of(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return s / static_cast<double>(v.size());
+}
+
+double sample_std(const std::vector<double>& v) {
+  if (v.size() < 2) return 0;
+  const double m = mean_of(v);
+  double ss = 0;
+  for (double x : v) ss += (x - m) * (x - m);
+  return std::sqrt(ss / static_cast<double>(v.size() - 1));
+}
+
 double student_t_cdf(double t, double dof) {
   if (!(dof > 0)) fail("student_t_cdf: degrees of freedom must be positive, got ", dof);
   // P(|T| > |t|) = I_{dof / (dof + t^2)}(dof / 2, 1 / 2).
@@ -61,11 +75,8 @@ PairedDifference paired_difference(const std::vector<double>& differences) {
   PairedDifference r;
   r.n = static_cast<int>(differences.size());
   if (r.n < 2) fail("paired_difference: needs at least 2 pairs, got ", r.n);
-  for (double x : differences) r.mean += x;
-  r.mean /= r.n;
-  double ss = 0;
-  for (double x : differences) ss += (x - r.mean) * (x - r.mean);
-  r.se = std::sqrt(ss / (r.n - 1) / r.n);
+  r.mean = mean_of(differences);
+  r.se = sample_std(differences) / std::sqrt(static_cast<double>(r.n));
   const double two_sided = student_t_quantile(0.975, r.n - 1), one_sided = student_t_quantile(0.95, r.n - 1);
   r.lo = r.mean - two_sided * r.se, r.hi = r.mean + two_sided * r.se;
   r.upper = r.mean + one_sided * r.se;

@@ -6,6 +6,10 @@
 
 namespace vitlab {
 
+// The mean and the sample standard deviation (n - 1 in the denominator; 0 for fewer than 2 values).
+double mean_of(const std::vector<double>& v);
+double sample_std(const std::vector<double>& v);
+
 // P(T <= t) for Student's t with `dof` degrees of freedom (> 0).
 double student_t_cdf(double t, double dof);
 // The t with P(T <= t) = p, 0 < p < 1.

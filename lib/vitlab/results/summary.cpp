@@ -144,12 +144,6 @@ bool is_seed_key(const std::string& k) {
   return k == "seed" || (k.size() > 5 && k.compare(k.size() - 5, 5, ".seed") == 0);
 }
 
-double mean_of(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return s / static_cast<double>(v.size());
-}
-
 std::string signed_fixed(double v) { return (v >= 0 ? "+" : "") + fixed(v, 2); }
 
 // The attention variant of a setting: model.attention's name ("mha" or {"name": "tucker", ...}).
@@ -163,6 +157,7 @@ std::string variant_name(const json& attention) {
 // One row of the over-seeds table: the runs of one setting, their done top-1 by seed.
 struct SeedGroup {
   std::vector<const SummaryRow*> members;
+  std::string variant;                 // model.attention's name
   std::map<std::string, double> top1;  // seed (as JSON) -> test top-1
   std::vector<double> img_s;
   size_t reference = 0;                // the group compared against
@@ -197,6 +192,7 @@ std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::
     const std::string key = dump_json(id);
     if (!groups.count(key)) order.push_back(key), context.push_back(by_attention ? dump_json(around) : "");
     SeedGroup& g = groups[key];
+    if (g.members.empty()) g.variant = variant_name(r.settings.value("model.attention", json()));
     g.members.push_back(&r);
     json seed = json::object();
     for (const auto& k : seeds) seed[k] = r.settings.value(k, json());
@@ -231,16 +227,11 @@ std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::
     std::vector<double> top1;
     for (const auto& [seed, t] : g.top1) top1.push_back(t);
     std::string acc, se;
-    if (!top1.empty()) {
-      const double m = mean_of(top1);
-      acc = fixed(m, 2);
-      if (top1.size() > 1) {
-        double ss = 0;
-        for (double x : top1) ss += (x - m) * (x - m);
-        const double sd = std::sqrt(ss / static_cast<double>(top1.size() - 1));
-        acc += " +- " + fixed(sd, 2);
-        se = fixed(sd / std::sqrt(static_cast<double>(top1.size())), 2);
-      }
+    if (!top1.empty()) acc = fixed(mean_of(top1), 2);
+    if (top1.size() > 1) {
+      const double sd = sample_std(top1);
+      acc += " +- " + fixed(sd, 2);
+      se = fixed(sd / std::sqrt(static_cast<double>(top1.size())), 2);
     }
     std::string paired = g.reference == i ? "reference" : "", below;
     if (g.paired) paired = paired_cell(*g.paired), below = g.paired->upper < -kMargin ? "yes" : "no";
@@ -262,15 +253,14 @@ std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::
   std::vector<std::string> seen;
   for (size_t i = 0; i < order.size(); ++i) {
     const SeedGroup& g = groups[order[i]];
-    const std::string variant = variant_name(g.members.front()->settings.value("model.attention", json()));
-    const std::string id = context[i] + "/" + variant;
+    const std::string id = context[i] + "/" + g.variant;
     if (g.reference == i || std::find(seen.begin(), seen.end(), id) != seen.end()) continue;
     seen.push_back(id);
     const SeedGroup* best = nullptr;
     for (size_t j = 0; j < order.size(); ++j) {
       const SeedGroup& h = groups[order[j]];
       if (context[j] != context[i] || h.reference == j || !h.paired || h.paired->upper < -kMargin ||
-          variant_name(h.members.front()->settings.value("model.attention", json())) != variant)
+          h.variant != g.variant)
         continue;
       const json a = attention_params(h);
       if (a.is_number() && (!best || a.get<double>() < attention_params(*best).get<double>())) best = &h;
@@ -278,7 +268,7 @@ std::string over_seeds_markdown(const std::vector<SummaryRow>& rows, const std::
     json around = json::parse(context[i]);
     std::string where;
     for (const auto& [k, v] : around.items()) where += (where.empty() ? "" : ", ") + k + " " + plain(v);
-    table += "| " + where + " | " + variant + " | ";
+    table += "| " + where + " | " + g.variant + " | ";
     if (best)
       table += "`" + plain(best->members.front()->settings.value("model.attention", json())) + "` | " +
                grouped(attention_params(*best)) + " | " + ratio(*best) + " | " + paired_cell(*best->paired) + " | " +
