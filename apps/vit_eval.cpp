@@ -128,7 +128,9 @@ int main(int argc, char** argv) {
     if (d.size() == 0) vitlab::fail("--split ", split, ": data '", dc.spec, "' has no such split");
     const bool bf16 = vitlab::uses_bf16(precision, dev);
     if (!predictions.empty() && dp) vitlab::fail("--predictions: one process writes them; run vit_eval without WORLD_SIZE");
-    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, cuda_graph, dp.get(),
+    std::unique_ptr<vitlab::GraphedForward> graphed;
+    if (cuda_graph) graphed = std::make_unique<vitlab::GraphedForward>(model, bf16);
+    auto r = vitlab::evaluate(model, vitlab::to_device(d, dev), batch, bf16, graphed.get(), dp.get(),
                               predictions.empty() ? 0 : topk);
     if (!predictions.empty()) {  // rows named by file, or by their index in the split
       if (r.skipped > 0)

@@ -72,7 +72,8 @@ fi
 # (experiments/tucker_vs_attention/spec_full.json), or SWEEP_SPEC into SWEEP_OUT (issue 26:
 # experiments/tucker_converged/spec_recipe.json into runs/tucker_recipe). It resumes like
 # fmnist: SWEEP_LIMIT=SECONDS stops it there (its runs save checkpoints) and the next call on the
-# same machine continues it; a finished run is never redone. The specs read `fashion-mnist`, the
+# same machine continues it; a finished run is never redone, a failed one (out of memory beside
+# the others, say) is run again. The specs read `fashion-mnist`, the
 # Debian package's path, which the carried copy stands in for here.
 if has tucker_sweep; then
   if [[ ! -e /usr/share/datasets/fashion-mnist ]]; then
@@ -83,7 +84,7 @@ if has tucker_sweep; then
   rc=0
   timeout --signal=TERM "${SWEEP_LIMIT:-86400}" ./build-gpu/apps/vit_sweep \
     "${SWEEP_SPEC:-experiments/tucker_vs_attention/spec_full.json}" --out "$sweep_out" \
-    --devices "${SWEEP_DEVICES:-0,0,0,0}" || rc=$?
+    --devices "${SWEEP_DEVICES:-0,0,0,0}" --retry-failed || rc=$?
   echo "tucker_sweep wall this call: $(( SECONDS - start )) s (exit $rc)"
   tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
 fi

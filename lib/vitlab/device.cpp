@@ -64,18 +64,29 @@ void reset_peak_memory(const torch::Device& device) {
 #endif
 }
 
+#ifdef VITLAB_WITH_CUDA
+namespace {
+constexpr size_t kAllPools = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+}  // namespace
+#endif
+
 int64_t peak_memory_bytes(const torch::Device& device) {
 #ifdef VITLAB_WITH_CUDA
-  if (device.is_cuda()) {
-    auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
-  }
-#else
-  (void)device;
+  if (device.is_cuda())
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[kAllPools].peak;
 #endif
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);
   return static_cast<int64_t>(u.ru_maxrss) * 1024;
+}
+
+int64_t peak_reserved_bytes(const torch::Device& device) {
+#ifdef VITLAB_WITH_CUDA
+  if (device.is_cuda())
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).reserved_bytes[kAllPools].peak;
+#endif
+  (void)device;
+  return 0;
 }
 
 bool uses_bf16(const std::string& precision, const torch::Device& device) {

@@ -16,6 +16,9 @@ void reset_peak_memory(const torch::Device& device);
 // Peak bytes allocated on a CUDA device since the last reset; peak resident memory of the
 // process on CPU.
 int64_t peak_memory_bytes(const torch::Device& device);
+// Peak bytes the caching allocator held on a CUDA device since the last reset (allocated or
+// cached, CUDA graphs' memory pools included); 0 on CPU.
+int64_t peak_reserved_bytes(const torch::Device& device);
 // Whether a precision setting ("auto", "fp32", "bf16") means bf16 autocast on `device`:
 // "auto" is bf16 on CUDA and float32 elsewhere (bf16 on these CPUs is emulated and slower).
 bool uses_bf16(const std::string& precision, const torch::Device& device);

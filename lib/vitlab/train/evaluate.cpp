@@ -9,14 +9,12 @@
 
 namespace vitlab {
 
-EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, bool cuda_graph, DataParallel* dp,
-                    int64_t predictions) {
+EvalResult evaluate(ViT& model, const Dataset& data, int64_t batch_size, bool bf16, GraphedForward* graphed,
+                    DataParallel* dp, int64_t predictions) {
   TORCH_CHECK(!dp || predictions == 0, "evaluate: per-image predictions are one process's");
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();
   model->eval();
-  std::unique_ptr<GraphedForward> graphed;
-  if (cuda_graph) graphed = std::make_unique<GraphedForward>(model, bf16);
   const auto device = model->parameters().front().device();
   const int64_t classes = model->cfg.num_classes, k = std::min<int64_t>(5, classes);
   auto opts = torch::TensorOptions().device(device);

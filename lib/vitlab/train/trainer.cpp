@@ -144,9 +144,16 @@ json train(const TrainRequest& req) {
     }
   }
 
+  // One graph of the evaluated model's forward for the whole run (evaluate.h says why).
+  std::unique_ptr<GraphedForward> eval_graph;
+  if (tc.cuda_graph) eval_graph = std::make_unique<GraphedForward>(eval_model, bf16);
+
   // A fine-tuning run records where it starts: the initial weights on the test split.
   if (!req.init_from.empty() && !progress.contains("init_metrics")) {
-    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph, dp.get());
+    std::unique_ptr<GraphedForward> init_graph;  // the EMA's model is another one
+    if (tc.cuda_graph && eval_model.ptr() != model.ptr()) init_graph = std::make_unique<GraphedForward>(model, bf16);
+    EvalResult init = evaluate(model, test_d, tc.eval_batch_size, bf16, init_graph ? init_graph.get() : eval_graph.get(),
+                               dp.get());
     progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + init.skipped;
     progress["init_metrics"] = {{"top1", init.top1}, {"top5", init.top5}, {"loss", init.loss}};
   }
@@ -219,7 +226,7 @@ json train(const TrainRequest& req) {
              {"seconds", secs}};
     std::string val_text;
     if (val_d.size() > 0) {
-      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16, tc.cuda_graph, dp.get());
+      EvalResult val = evaluate(eval_model, val_d, tc.eval_batch_size, bf16, eval_graph.get(), dp.get());
       progress["skipped_images"] = progress["skipped_images"].get<int64_t>() + val.skipped;
       row["val_loss"] = val.loss;
       row["val_top1"] = val.top1;
@@ -245,7 +252,7 @@ json train(const TrainRequest& req) {
   }
 
   if (ema) ema->copy_to(eval_model);
-  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16, tc.cuda_graph, dp.get());
+  EvalResult test = evaluate(eval_model, test_d, tc.eval_batch_size, bf16, eval_graph.get(), dp.get());
   const double train_seconds = progress["train_seconds"].get<double>();
   json acct = accounting_json(eval_model);
   json data_record = data.describe();
@@ -275,6 +282,9 @@ json train(const TrainRequest& req) {
                   {"peak_device_bytes", peak_memory_bytes(device)},
                   {"precision", math_precision(tc.precision, tc.tf32, device)}}},
       {"checkpoint", ckpt_dir}};
+  // What the process held on the GPU, cached blocks and graph pools included: what limits how
+  // many runs share one GPU (a sweep's --devices 0,0,0,0).
+  if (device.is_cuda()) record["timing"]["peak_reserved_bytes"] = peak_reserved_bytes(device);
   if (!req.init_from.empty()) {
     record["init_from"] = req.init_from;
     record["init_metrics"] = progress["init_metrics"];
