@@ -364,9 +364,10 @@ TEST(CudaGraph, EvaluationsReplayOneGraphInTheSameMemory) {
   if (!why.empty()) GTEST_SKIP() << why;
   configure_tf32(false);
   torch::manual_seed(0);
+  const torch::Device cuda(torch::kCUDA, 0);
   ViT m(c.model);
-  m->to(torch::kCUDA);
-  const Dataset test = to_device(load_data(c.data).test, torch::kCUDA);  // 500 images: 4 batches of 128 + 1 of 116
+  m->to(cuda);
+  const Dataset test = to_device(load_data(c.data).test, cuda);  // 500 images: 3 batches of 128 + 1 of 116
   const EvalResult plain = evaluate(m, test, 128, false);
   GraphedForward graphed(m, false);
   std::vector<int64_t> reserved;
@@ -375,7 +376,7 @@ TEST(CudaGraph, EvaluationsReplayOneGraphInTheSameMemory) {
     EXPECT_EQ(r.top1, plain.top1) << i;
     EXPECT_NEAR(r.loss, plain.loss, 1e-6 * plain.loss) << i;
     EXPECT_TRUE(torch::equal(r.confusion, plain.confusion)) << i;
-    reserved.push_back(peak_reserved_bytes(torch::kCUDA));
+    reserved.push_back(peak_reserved_bytes(cuda));
   }
   EXPECT_GT(reserved[0], 0);
   EXPECT_EQ(reserved[3], reserved[1]);  // captured in the first evaluation, replayed since

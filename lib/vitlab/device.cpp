@@ -10,6 +10,7 @@
 #ifdef VITLAB_WITH_CUDA
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
 #endif
 
 namespace vitlab {
@@ -56,24 +57,28 @@ void synchronize(const torch::Device& device) {
   if (device.is_cuda()) torch::cuda::synchronize(device.index());
 }
 
+#ifdef VITLAB_WITH_CUDA
+namespace {
+// "cuda" without an index means the current device, as in LibTorch (the allocator refuses -1).
+c10::DeviceIndex cuda_index(const torch::Device& device) {
+  return device.has_index() ? device.index() : c10::cuda::current_device();
+}
+constexpr size_t kAllPools = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+}  // namespace
+#endif
+
 void reset_peak_memory(const torch::Device& device) {
 #ifdef VITLAB_WITH_CUDA
-  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(cuda_index(device));
 #else
   (void)device;
 #endif
 }
 
-#ifdef VITLAB_WITH_CUDA
-namespace {
-constexpr size_t kAllPools = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
-}  // namespace
-#endif
-
 int64_t peak_memory_bytes(const torch::Device& device) {
 #ifdef VITLAB_WITH_CUDA
   if (device.is_cuda())
-    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).allocated_bytes[kAllPools].peak;
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(cuda_index(device)).allocated_bytes[kAllPools].peak;
 #endif
   struct rusage u {};
   getrusage(RUSAGE_SELF, &u);
@@ -83,7 +88,7 @@ int64_t peak_memory_bytes(const torch::Device& device) {
 int64_t peak_reserved_bytes(const torch::Device& device) {
 #ifdef VITLAB_WITH_CUDA
   if (device.is_cuda())
-    return c10::cuda::CUDACachingAllocator::getDeviceStats(device.index()).reserved_bytes[kAllPools].peak;
+    return c10::cuda::CUDACachingAllocator::getDeviceStats(cuda_index(device)).reserved_bytes[kAllPools].peak;
 #endif
   (void)device;
   return 0;
