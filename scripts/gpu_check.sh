@@ -4,7 +4,7 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, parity, fmnist, tucker_sweep, speed. The build always runs first; it is quick
+# and profile, parity, fmnist, tucker_sweep, lt_epilogues, speed. The build always runs first; it is quick
 # when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
@@ -87,6 +87,14 @@ if has tucker_sweep; then
     --devices "${SWEEP_DEVICES:-0,0,0,0}" --retry-failed || rc=$?
   echo "tucker_sweep wall this call: $(( SECONDS - start )) s (exit $rc)"
   tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
+fi
+
+# cuBLASLt's GELU epilogues at vit_small's MLP shapes against vitlab's present fc1 path: which
+# GELU they compute, their time, their distance in bf16 (experiments/bench_gpu/lt_epilogues.cu).
+if has lt_epilogues; then
+  nvcc -O3 -std=c++17 -arch=sm_90 -I lib experiments/bench_gpu/lt_epilogues.cu lib/vitlab/kernels/bias_grad.cu \
+    -lcublasLt -o build-gpu/lt_epilogues
+  build-gpu/lt_epilogues | tee "$OUT/lt_epilogues.json"
 fi
 
 # The GPU-only tests of the speed work (the fused residual-add + LayerNorm kernels, the
