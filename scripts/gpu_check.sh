@@ -74,7 +74,8 @@ fi
 # fmnist: SWEEP_LIMIT=SECONDS stops it there (its runs save checkpoints) and the next call on the
 # same machine continues it; a finished run is never redone, a failed one (out of memory beside
 # the others, say) is run again. The specs read `fashion-mnist`, the
-# Debian package's path, which the carried copy stands in for here.
+# Debian package's path, which the carried copy stands in for here. The tar that comes back holds
+# every run's records (not its weights) and the MHA runs' mode ranks.
 if has tucker_sweep; then
   if [[ ! -e /usr/share/datasets/fashion-mnist ]]; then
     mkdir -p /usr/share/datasets && ln -s "$PWD/data/fashion-mnist" /usr/share/datasets/fashion-mnist
@@ -86,6 +87,16 @@ if has tucker_sweep; then
     "${SWEEP_SPEC:-experiments/tucker_vs_attention/spec_full.json}" --out "$sweep_out" \
     --devices "${SWEEP_DEVICES:-0,0,0,0}" --retry-failed || rc=$?
   echo "tucker_sweep wall this call: $(( SECONDS - start )) s (exit $rc)"
+  # The mode ranks of every finished MHA run (vit_ranks, JSON only: no gnuplot there), which the
+  # weights do not come back to give: they choose the Tucker ranks worth trying unequal.
+  mkdir -p "$sweep_out/ranks"
+  for run in "$sweep_out"/runs/*; do
+    name=$(basename "$run")
+    [[ -e "$run/result.json" && -d "$run/checkpoint" && ! -e "$sweep_out/ranks/$name.json" ]] || continue
+    python3 -c 'import json, sys; sys.exit(json.load(open(sys.argv[1]))["model"]["attention"]["name"] != "mha")' \
+      "$run/run_config.json" || continue
+    ./build-gpu/apps/vit_ranks --checkpoint "$run/checkpoint" --out "$sweep_out/ranks/$name.json" > /dev/null
+  done
   tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
 fi
 
