@@ -4,7 +4,7 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, parity, fmnist, tucker_sweep, lt_epilogues, speed. The build always runs first; it is quick
+# and profile, parity, fmnist, tucker_sweep, fed, lt_epilogues, speed. The build always runs first; it is quick
 # when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
@@ -98,6 +98,34 @@ if has tucker_sweep; then
     ./build-gpu/apps/vit_ranks --checkpoint "$run/checkpoint" --out "$sweep_out/ranks/$name.json" > /dev/null
   done
   tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
+fi
+
+# Issue 21's measurement, repeated: vit_small p16 224's step fed by a generated folder of JPEGs
+# (experiments/data_pipeline) against the same step in memory, graphed and eager alternately,
+# FED_RUNS times each (default 3), each run's JSON and log into $OUT/fed.tar.gz. A run still
+# going after 60 s (two eager runs in nine hung so far) is stopped after cuda-gdb has written
+# every thread's backtrace beside them (hang_*.txt).
+if has fed; then
+  folder=/tmp/jpeg-folder-fed
+  [[ -d $folder ]] || python3 experiments/data_pipeline/make_jpeg_folder.py $folder --train 20000 --val 100 --jobs "$(nproc)"
+  mkdir -p "$OUT/fed"
+  for i in $(seq "${FED_RUNS:-3}"); do
+    for mode in graphed eager; do
+      flags=(); [[ $mode == eager ]] && flags=(--set train.cuda_graph=false)
+      ./build-gpu/apps/vit_bench --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
+        --mode train --device cuda "${flags[@]}" --json "$OUT/fed/${mode}_$i.json" > "$OUT/fed/${mode}_$i.log" 2>&1 &
+      pid=$!
+      for _ in $(seq 60); do sleep 1; kill -0 $pid 2>/dev/null || break; done
+      if kill -0 $pid 2>/dev/null; then
+        timeout 60 cuda-gdb -p $pid -batch -ex "info threads" -ex "thread apply all bt 30" > "$OUT/fed/hang_${mode}_$i.txt" 2>&1 || true
+        kill -9 $pid
+        echo "fed: $mode run $i hung; backtraces in fed/hang_${mode}_$i.txt"
+      fi
+      wait $pid 2>/dev/null || true
+      grep -h "the same fed" "$OUT/fed/${mode}_$i.log" | tr -s ' ' | sed "s/^/fed: $mode $i:/" || true
+    done
+  done
+  (cd "$OUT" && tar czf fed.tar.gz fed && rm -rf fed)  # one file back instead of a dozen
 fi
 
 # cuBLASLt's GELU epilogues at vit_small's MLP shapes against vitlab's present fc1 path: which
