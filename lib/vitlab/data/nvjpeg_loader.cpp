@@ -316,6 +316,11 @@ class NvjpegLoader : public Loader, private EpochPlan {
                                                    NVJPEG_OUTPUT_RGBI),
                      "nvjpegDecodeBatchedInitialize");
       }
+      // The hardware decoder writes its output when it is called, not in the stream's order
+      // (reproduced upstream on H100s with nvJPEG 12.3 to 13.2: torchcodec PR 1634, torchvision
+      // PR 9606), and `decoded` may be memory the caching allocator took back from an earlier
+      // batch whose resize kernel, queued on this stream, still reads it: wait on the host.
+      check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
       batched = nvjpegDecodeBatched(dec_->hw_handle, dec_->hw_state, data.data(), lengths.data(), outs.data(),
                                     stream) == NVJPEG_STATUS_SUCCESS;
     }
@@ -353,7 +358,8 @@ class NvjpegLoader : public Loader, private EpochPlan {
     check_cuda(cudaGetLastError(), "resize kernel launch");
     check_cuda(cudaEventRecord(s.event, stream), "cudaEventRecord");
     // The decoded pixels and the job list stay allocated until the kernel has read them: the
-    // caching allocator reuses their memory only for later work on this same stream.
+    // caching allocator reuses their memory only for later work on this same stream, which
+    // runs after the kernel (except the hardware decoder's writes: see above).
   }
 
   const Dataset data_;
