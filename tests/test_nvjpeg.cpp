@@ -1,7 +1,11 @@
 // The nvJPEG loader (CUDA builds with nvJPEG; skipped elsewhere, saying why): its evaluation
 // transform against PIL's decode + timm's transform of the committed JPEG, its crops repeatable
-// from (seed, epoch, index), and a broken JPEG named.
+// from (seed, epoch, index), a broken JPEG named, and batches that stay intact while the GPU is
+// busy.
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
 
 #include "test_util.h"
 #include "vitlab/data/dataset.h"
@@ -87,4 +91,53 @@ TEST(Nvjpeg, CropsRepeatAndBrokenFilesAreNamed) {
   write_file(dir / "a/0.jpg", jpeg.substr(0, jpeg.size() / 2));
   auto loader = make_loader(d, torch::arange(d.size()), 4, false, LoaderOptions{torch::Device(torch::kCUDA)});
   EXPECT_NE(error_of([&] { loader->batch(0); }).find(dir / "a/0.jpg: truncated JPEG"), std::string::npos);
+}
+
+// nvJPEG's hardware decoder writes its output when called, not in stream order (see
+// data/nvjpeg_loader.cpp): memory handed back by the caching allocator from the previous batch,
+// whose resize kernel may still wait for the GPU, must not be written before that kernel ran. 16
+// JPEGs with different pixels, evaluated in batches of 4 while another thread keeps the GPU full
+// of matrix products, must give the batches of an idle GPU, every time.
+TEST(Nvjpeg, BatchesStayIntactBesideABusyGpu) {
+  std::string why;
+  if (skip_reason(why)) GTEST_SKIP() << why;
+  TempDir dir;
+  const std::string fixtures = std::string(VITLAB_FIXTURES) + "/nvjpeg";
+  for (int i = 0; i < 16; ++i) {
+    const std::string cls = i < 8 ? "a" : "b";
+    make_directories(dir / cls);
+    write_file(dir / (cls + "/" + std::to_string(i) + ".jpg"), read_text(join_path(fixtures, std::to_string(i) + ".jpg")));
+  }
+  ModelConfig m;
+  m.in_chans = 3, m.image_size = 32, m.mean = {0.5}, m.std = {0.5};
+  DataConfig dc;
+  dc.spec = "folder:" + dir.path;
+  dc.val_size = 0;
+  dc.crop_pct = 0.875;
+  const Dataset d = load_data(dc, &m).test;
+  const torch::Device cuda(torch::kCUDA, 0);
+  auto epoch = [&] {
+    auto loader = make_loader(d, torch::arange(d.size()), 4, false, LoaderOptions{cuda});
+    std::vector<torch::Tensor> out;
+    for (int64_t s = 0; s < loader->steps(); ++s) out.push_back(loader->batch(s).images.cpu());
+    return torch::cat(out);  // (16, 3, 32, 32)
+  };
+  const torch::Tensor idle = epoch();
+  for (int64_t i = 1; i < 16; ++i) ASSERT_FALSE(torch::equal(idle[i], idle[0])) << "fixture " << i << " repeats 0";
+  std::atomic<bool> stop{false};
+  // bf16 products of 4096 x 4096 on the default stream, which the loader's stream does not wait
+  // for, 20 at a time (each group's sum read back keeps the queue short), until told to stop.
+  std::thread load([&] {
+    const auto bf16 = torch::TensorOptions().dtype(torch::kBFloat16).device(cuda);
+    auto a = torch::randn({4096, 4096}, bf16), b = torch::randn({4096, 4096}, bf16) / 64;  // keeps a's scale
+    while (!stop) {
+      for (int k = 0; k < 20; ++k) a = torch::matmul(a, b);
+      a.sum().item<float>();
+    }
+  });
+  int mixed = 0;
+  for (int e = 0; e < 20; ++e) mixed += torch::equal(epoch(), idle) ? 0 : 1;
+  stop = true;
+  load.join();
+  EXPECT_EQ(mixed, 0) << "epochs of 20 whose pixels differ from the idle GPU's";
 }
