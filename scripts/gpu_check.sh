@@ -4,8 +4,8 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, parity, fmnist, tucker_sweep, fed, lt_epilogues, speed. The build always runs first; it is quick
-# when build-gpu is already there (warm machine).
+# and profile, parity, fmnist, tucker_sweep, fed, lt_epilogues, speed. The build always runs
+# first; it is quick when build-gpu is already there (warm machine).
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 set -euo pipefail
@@ -73,9 +73,9 @@ fi
 # experiments/tucker_converged/spec_recipe.json into runs/tucker_recipe). It resumes like
 # fmnist: SWEEP_LIMIT=SECONDS stops it there (its runs save checkpoints) and the next call on the
 # same machine continues it; a finished run is never redone, a failed one (out of memory beside
-# the others, say) is run again. The specs read `fashion-mnist`, the
-# Debian package's path, which the carried copy stands in for here. The tar that comes back holds
-# every run's records (not its weights) and the MHA runs' mode ranks.
+# the others, say) is run again. The specs read `fashion-mnist`, the Debian package's path,
+# which the carried copy stands in for here. The tar that comes back holds every run's records
+# (not its weights) and the MHA runs' mode ranks.
 if has tucker_sweep; then
   if [[ ! -e /usr/share/datasets/fashion-mnist ]]; then
     mkdir -p /usr/share/datasets && ln -s "$PWD/data/fashion-mnist" /usr/share/datasets/fashion-mnist
