@@ -28,12 +28,14 @@ bool skip_reason(std::string& why) {
   return !why.empty();
 }
 
-// root/<class>/<i>.jpg: copies of the fixture JPEG.
-Dataset jpeg_folder(const std::string& root, int per_class, const ModelConfig& m, double crop_pct) {
-  const std::string jpeg = read_text(join_path(kFixtures, "source.jpg"));
-  for (const char* c : {"a", "b"}) {
-    make_directories(join_path(root, c));
-    for (int i = 0; i < per_class; ++i) write_file(join_path(root, std::string(c) + "/" + std::to_string(i) + ".jpg"), jpeg);
+// root/a/<i>.jpg and root/b/<i>.jpg: the first half of `jpegs` in a, the second in b.
+Dataset jpeg_folder(const std::string& root, const std::vector<std::string>& jpegs, const ModelConfig& m,
+                    double crop_pct) {
+  const size_t half = jpegs.size() / 2;
+  for (size_t k = 0; k < jpegs.size(); ++k) {
+    const std::string cls = k < half ? "a" : "b";
+    make_directories(join_path(root, cls));
+    write_file(join_path(root, cls + "/" + std::to_string(k < half ? k : k - half) + ".jpg"), jpegs[k]);
   }
   DataConfig dc;
   dc.spec = "folder:" + root;
@@ -41,6 +43,12 @@ Dataset jpeg_folder(const std::string& root, int per_class, const ModelConfig& m
   dc.crop_pct = crop_pct;
   dc.interpolation = "bicubic";
   return load_data(dc, &m).test;
+}
+
+// `per_class` copies of the fixture JPEG in each class.
+Dataset jpeg_folder(const std::string& root, int per_class, const ModelConfig& m, double crop_pct) {
+  return jpeg_folder(root, std::vector<std::string>(2 * per_class, read_text(join_path(kFixtures, "source.jpg"))), m,
+                     crop_pct);
 }
 
 }  // namespace
@@ -102,19 +110,12 @@ TEST(Nvjpeg, BatchesStayIntactBesideABusyGpu) {
   std::string why;
   if (skip_reason(why)) GTEST_SKIP() << why;
   TempDir dir;
-  const std::string fixtures = std::string(VITLAB_FIXTURES) + "/nvjpeg";
-  for (int i = 0; i < 16; ++i) {
-    const std::string cls = i < 8 ? "a" : "b";
-    make_directories(dir / cls);
-    write_file(dir / (cls + "/" + std::to_string(i) + ".jpg"), read_text(join_path(fixtures, std::to_string(i) + ".jpg")));
-  }
+  std::vector<std::string> jpegs;
+  for (int i = 0; i < 16; ++i)
+    jpegs.push_back(read_text(std::string(VITLAB_FIXTURES) + "/nvjpeg/" + std::to_string(i) + ".jpg"));
   ModelConfig m;
   m.in_chans = 3, m.image_size = 32, m.mean = {0.5}, m.std = {0.5};
-  DataConfig dc;
-  dc.spec = "folder:" + dir.path;
-  dc.val_size = 0;
-  dc.crop_pct = 0.875;
-  const Dataset d = load_data(dc, &m).test;
+  const Dataset d = jpeg_folder(dir.path, jpegs, m, 0.875);
   const torch::Device cuda(torch::kCUDA, 0);
   auto epoch = [&] {
     auto loader = make_loader(d, torch::arange(d.size()), 4, false, LoaderOptions{cuda});
