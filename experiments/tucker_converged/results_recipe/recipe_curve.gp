@@ -11,14 +11,13 @@ set linetype 8 lc rgb '#17becf'
 set linetype 9 lc rgb '#7f7f7f'
 set linetype 10 lc rgb '#bcbd22'
 set linetype cycle 10
-set title "MHA on Fashion-MNIST: test top-1 against the schedule's epochs (seed 0)"
 set xlabel "train.epochs"
 set ylabel "test top-1 (%)"
 set logscale x
 set format x '%.0s%c'
 set grid xtics mxtics ytics lc rgb '#dddddd'
 set key outside right top box opaque
-set xrange [7.692307692:104]
+set xrange [7.692307692:208]
 set label 1 'mean over seeds; bars: min to max' at graph 0, graph -0.13 font ',9'
 set bmargin 5
 set offsets 0, 0, graph 0.05, graph 0.05
