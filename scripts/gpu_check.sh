@@ -4,8 +4,8 @@
 # with every attention variant, and measure every variant's throughput; on request also profile
 # one step against timm and train the full Fashion-MNIST model. Logs and results go to $OUT.
 # Usage: bash scripts/gpu_check.sh [STAGE...], stages test quickstart zoo bench (the default)
-# and profile, parity, fmnist, tucker_sweep, fed, lt_epilogues, speed. The build always runs
-# first; it is quick when build-gpu is already there (warm machine).
+# and profile, parity, fmnist, tucker_sweep, decode_contention, fed, lt_epilogues, speed (run in
+# this order). The build always runs first; it is quick when build-gpu is already there.
 # The dataset travels in data/fashion-mnist (ignored by git, named in the device call's carry):
 #   mkdir -p data/fashion-mnist && cp /usr/share/datasets/fashion-mnist/*.gz data/fashion-mnist/
 set -euo pipefail
@@ -100,6 +100,16 @@ if has tucker_sweep; then
   tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
 fi
 
+# What nvJPEG's decode calls wait for beside a busy GPU: a device-wide synchronisation or the
+# multiprocessors (experiments/data_pipeline/decode_contention.cu), on 256 generated JPEGs.
+if has decode_contention; then
+  probe=/tmp/jpeg-folder-fed/train
+  [[ -d $probe ]] || { python3 experiments/data_pipeline/make_jpeg_folder.py /tmp/jpeg-probe --train 256 --val 10 \
+    --jobs "$(nproc)" && probe=/tmp/jpeg-probe/train; }
+  nvcc -O3 -std=c++17 -arch=sm_90 experiments/data_pipeline/decode_contention.cu -lnvjpeg -o build-gpu/decode_contention
+  build-gpu/decode_contention $probe 8 15 | tee "$OUT/decode_contention.json"
+fi
+
 # Issue 21's measurement, repeated: vit_small p16 224's step fed by a generated folder of JPEGs
 # (experiments/data_pipeline) against the same step in memory, graphed and eager alternately,
 # FED_RUNS times each (default 3), each run's JSON and log into $OUT/fed.tar.gz. A run still
@@ -125,6 +135,23 @@ if has fed; then
       grep -h "the same fed" "$OUT/fed/${mode}_$i.log" | tr -s ' ' | sed "s/^/fed: $mode $i:/" || true
     done
   done
+  # FED_SAMPLES=N: where the decode thread spends the graphed step's time. vit_train runs 30
+  # epochs from the folder (about 90 s of steady fed training); cuda-gdb attaches N times, 8 s
+  # apart, and writes every thread's backtrace: a poor man's profiler (the machine has no nsys).
+  if (( ${FED_SAMPLES:-0} > 0 )); then
+    rm -rf /tmp/fed-sample
+    ./build-gpu/apps/vit_train --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
+      --device cuda --set train.epochs=30 --out /tmp/fed-sample > "$OUT/fed/sample_train.log" 2>&1 &
+    pid=$!
+    sleep 20
+    for k in $(seq "$FED_SAMPLES"); do
+      kill -0 $pid 2>/dev/null || break
+      timeout 60 cuda-gdb -p $pid -batch -ex "thread apply all bt 25" > "$OUT/fed/sample_$k.txt" 2>&1 || true
+      sleep 8
+    done
+    kill -9 $pid 2>/dev/null || true
+    wait $pid 2>/dev/null || true
+  fi
   (cd "$OUT" && tar czf fed.tar.gz fed && rm -rf fed)  # one file back instead of a dozen
 fi
 
