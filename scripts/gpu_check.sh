@@ -112,27 +112,31 @@ fi
 
 # Issue 21's measurement, repeated: vit_small p16 224's step fed by a generated folder of JPEGs
 # (experiments/data_pipeline) against the same step in memory, graphed and eager alternately,
-# FED_RUNS times each (default 3), each run's JSON and log into $OUT/fed.tar.gz. A run still
-# going after 60 s (two eager runs in nine hung so far) is stopped after cuda-gdb has written
-# every thread's backtrace beside them (hang_*.txt).
+# FED_RUNS times each (default 3), for each data.hw_decoder_load in FED_HW_LOADS (default "1"),
+# each run's JSON and log into $OUT/fed.tar.gz. A run still going after 60 s (two eager runs in
+# ten hung so far) is stopped after cuda-gdb has written every thread's backtrace beside them
+# (hang_*.txt).
 if has fed; then
   folder=/tmp/jpeg-folder-fed
   [[ -d $folder ]] || python3 experiments/data_pipeline/make_jpeg_folder.py $folder --train 20000 --val 100 --jobs "$(nproc)"
   mkdir -p "$OUT/fed"
   for i in $(seq "${FED_RUNS:-3}"); do
-    for mode in graphed eager; do
-      flags=(); [[ $mode == eager ]] && flags=(--set train.cuda_graph=false)
-      ./build-gpu/apps/vit_bench --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
-        --mode train --device cuda "${flags[@]}" --json "$OUT/fed/${mode}_$i.json" > "$OUT/fed/${mode}_$i.log" 2>&1 &
-      pid=$!
-      for _ in $(seq 60); do sleep 1; kill -0 $pid 2>/dev/null || break; done
-      if kill -0 $pid 2>/dev/null; then
-        timeout 60 cuda-gdb -p $pid -batch -ex "info threads" -ex "thread apply all bt 30" > "$OUT/fed/hang_${mode}_$i.txt" 2>&1 || true
-        kill -9 $pid
-        echo "fed: $mode run $i hung; backtraces in fed/hang_${mode}_$i.txt"
-      fi
-      wait $pid 2>/dev/null || true
-      grep -h "the same fed" "$OUT/fed/${mode}_$i.log" | tr -s ' ' | sed "s/^/fed: $mode $i:/" || true
+    for hw in ${FED_HW_LOADS:-1}; do  # data.hw_decoder_load: the share on the hardware decoder
+      for mode in graphed eager; do
+        run=${mode}_hw${hw}_$i
+        flags=(--set data.hw_decoder_load=$hw); [[ $mode == eager ]] && flags+=(--set train.cuda_graph=false)
+        ./build-gpu/apps/vit_bench --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
+          --mode train --device cuda "${flags[@]}" --json "$OUT/fed/$run.json" > "$OUT/fed/$run.log" 2>&1 &
+        pid=$!
+        for _ in $(seq 60); do sleep 1; kill -0 $pid 2>/dev/null || break; done
+        if kill -0 $pid 2>/dev/null; then
+          timeout 60 cuda-gdb -p $pid -batch -ex "info threads" -ex "thread apply all bt 30" > "$OUT/fed/hang_$run.txt" 2>&1 || true
+          kill -9 $pid
+          echo "fed: $run hung; backtraces in fed/hang_$run.txt"
+        fi
+        wait $pid 2>/dev/null || true
+        grep -h "the same fed" "$OUT/fed/$run.log" | tr -s ' ' | sed "s/^/fed: $run:/" || true
+      done
     done
   done
   # FED_SAMPLES=N: where the decode thread spends the graphed step's time. vit_train runs 30

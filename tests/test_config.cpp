@@ -15,7 +15,7 @@ TEST(Config, RoundTripsThroughJson) {
   c.model.pos = "sincos", c.model.mean = {0.1, 0.2, 0.3}, c.model.std = {0.4, 0.5, 0.6};
   c.model.attention.options = {{"future_option", 3}};
   c.model.fc_norm = true, c.model.layer_scale = 1e-5, c.model.class_token = true;
-  c.data.spec = "cifar10:/data", c.data.val_size = 123, c.data.synthetic.classes = 7;
+  c.data.spec = "cifar10:/data", c.data.val_size = 123, c.data.synthetic.classes = 7, c.data.hw_decoder_load = 0.25;
   c.train.epochs = 3, c.train.lr = 2.5e-4, c.train.augment.flip = true, c.train.augment.cutmix_alpha = 1.0;
   json j = to_json(c);
   RunConfig back = run_from_json(j);
@@ -24,6 +24,8 @@ TEST(Config, RoundTripsThroughJson) {
   EXPECT_EQ(back.model.depth, 12);
   EXPECT_EQ(back.model.std[2], 0.6);
   EXPECT_EQ(back.train.augment.cutmix_alpha, 1.0);
+  EXPECT_EQ(back.data.hw_decoder_load, 0.25);
+  EXPECT_FALSE(to_json(RunConfig{}.data).contains("hw_decoder_load"));  // the default: absent, as in older records
   EXPECT_TRUE(back.model.fc_norm);
   EXPECT_EQ(back.model.layer_scale, 1e-5);
   EXPECT_EQ(back.model.num_tokens(), 17);  // 4x4 patches and the class token, pooled by mean
@@ -76,6 +78,9 @@ TEST(Config, ValidationNamesTheField) {
   c.train.precision = "fp16";
   EXPECT_NE(error_of([&] { c.validate(); }).find("train.precision: 'fp16' is not one of auto, fp32, bf16"),
             std::string::npos);
+  c = RunConfig();
+  c.data.hw_decoder_load = 1.5;
+  EXPECT_EQ(error_of([&] { c.validate(); }), "data.hw_decoder_load: must be in [0, 1]");
   EXPECT_EQ(error_of([] { RunConfig().validate(); }), "");
 }
 

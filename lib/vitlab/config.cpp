@@ -191,6 +191,7 @@ void DataConfig::validate() const {
   check(channels == 0 || channels == 1 || channels == 3, "data.channels", "must be 0, 1 or 3");
   check(workers >= 0, "data.workers", "must be >= 0");
   check(one_of(decode, {"auto", "cpu"}), "data.decode", "'" + decode + "' is not one of auto, cpu");
+  check(hw_decoder_load >= 0 && hw_decoder_load <= 1, "data.hw_decoder_load", "must be in [0, 1]");
   check(synthetic.train > 0 && synthetic.test > 0, "data.synthetic", "train and test must be positive");
   check(synthetic.classes >= 2, "data.synthetic.classes", "must be at least 2");
   check(synthetic.image_size >= 4, "data.synthetic.image_size", "must be at least 4");
@@ -282,6 +283,7 @@ json to_json(const DataConfig& c) {
   if (c.val_seed != 0) j["val_seed"] = c.val_seed;
   if (c.skip_bad_images) j["skip_bad_images"] = true;
   if (c.decode != "auto") j["decode"] = c.decode;
+  if (c.hw_decoder_load != 1.0) j["hw_decoder_load"] = c.hw_decoder_load;
   if (!c.reduced_decode) j["reduced_decode"] = false;
   return j;
 }
@@ -397,6 +399,7 @@ DataConfig data_from_json(const json& j, const std::string& path) {
   f.get("skip_bad_images", c.skip_bad_images);
   f.get("reduced_decode", c.reduced_decode);
   f.get("decode", c.decode);
+  f.get("hw_decoder_load", c.hw_decoder_load);
   f.get("image_size", c.image_size);
   f.get("crop_pct", c.crop_pct);
   f.get("crop_mode", c.crop_mode);

@@ -119,6 +119,12 @@ struct DataConfig {
   // Image folders on CUDA: "auto" decodes JPEGs on the GPU with nvJPEG where vitlab was built
   // with it (data/nvjpeg_loader.h), "cpu" always on the CPU cores (OpenCV).
   std::string decode = "auto";
+  // The nvJPEG loader: the share of each batch decoded by the GPU's hardware JPEG decoder (A100,
+  // H100) in one batched call; the rest goes to nvJPEG's hybrid decoder, its Huffman stage on
+  // data.workers host threads (DALI's hw_decoder_load). The hardware call's work waits behind
+  // every kernel queued before it (experiments/data_pipeline: a graphed step), the hybrid
+  // decoder's does not, but it needs the cores. 1: all on the hardware decoder.
+  double hw_decoder_load = 1.0;
   // Image folders, training on the CPU decoder: a JPEG whose random crop is at least 2, 4 or 8
   // times the model's size is decoded at 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling), so the
   // crop is still shrunk but the decode costs less. The pixels then differ slightly from PIL's

@@ -26,6 +26,7 @@ struct ImageFiles {
   bool skip_bad = false;  // data.skip_bad_images
   int workers = 0;        // decode threads (0: all cores)
   std::string decode = "auto";  // data.decode: "auto" (nvJPEG for a CUDA device where built) or "cpu"
+  double hw_decoder_load = 1.0;  // data.hw_decoder_load
   bool reduced_decode = true;   // data.reduced_decode
 };
 

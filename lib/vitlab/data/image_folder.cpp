@@ -88,6 +88,7 @@ Splits load_image_folder(const std::string& dir, const DataConfig& cfg, int chan
   spec.skip_bad = cfg.skip_bad_images;
   spec.workers = cfg.workers;
   spec.decode = cfg.decode;
+  spec.hw_decoder_load = cfg.hw_decoder_load;
   spec.reduced_decode = cfg.reduced_decode;
   Splits s;
   s.name = "folder:" + dir;

@@ -9,7 +9,9 @@
 #include <nvjpeg.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
@@ -60,12 +62,56 @@ bool read_file(const std::string& path, std::vector<unsigned char>& out, std::st
   return true;
 }
 
+// nvJPEG's hybrid decoder through its decoupled API, for one host thread: the Huffman stage
+// (nvjpegDecodeJpegHost) runs on that thread, the transfer and the device stage on the stream it
+// is given. Two pinned buffers and bitstreams, so the host stage of an image overlaps the
+// transfer of the one before (the pattern of NVIDIA's samples).
+struct HybridDecoder {
+  nvjpegJpegDecoder_t decoder = nullptr;
+  nvjpegJpegState_t state = nullptr;
+  nvjpegBufferPinned_t pinned[2] = {nullptr, nullptr};
+  nvjpegJpegStream_t bitstream[2] = {nullptr, nullptr};
+  nvjpegBufferDevice_t device = nullptr;
+  nvjpegDecodeParams_t params = nullptr;
+  int next = 0;  // the pinned buffer and bitstream the next image takes
+
+  explicit HybridDecoder(nvjpegHandle_t h) {
+    check_nvjpeg(nvjpegDecoderCreate(h, NVJPEG_BACKEND_HYBRID, &decoder), "nvjpegDecoderCreate");
+    check_nvjpeg(nvjpegDecoderStateCreate(h, decoder, &state), "nvjpegDecoderStateCreate");
+    for (int i = 0; i < 2; ++i) {
+      check_nvjpeg(nvjpegBufferPinnedCreate(h, nullptr, &pinned[i]), "nvjpegBufferPinnedCreate");
+      check_nvjpeg(nvjpegJpegStreamCreate(h, &bitstream[i]), "nvjpegJpegStreamCreate");
+    }
+    check_nvjpeg(nvjpegBufferDeviceCreate(h, nullptr, &device), "nvjpegBufferDeviceCreate");
+    check_nvjpeg(nvjpegStateAttachDeviceBuffer(state, device), "nvjpegStateAttachDeviceBuffer");
+    check_nvjpeg(nvjpegDecodeParamsCreate(h, &params), "nvjpegDecodeParamsCreate");
+    check_nvjpeg(nvjpegDecodeParamsSetOutputFormat(params, NVJPEG_OUTPUT_RGBI), "nvjpegDecodeParamsSetOutputFormat");
+  }
+
+  // One JPEG into `out` (RGB interleaved) on `stream`; false when nvJPEG cannot decode it.
+  bool decode(nvjpegHandle_t h, const unsigned char* data, size_t length, nvjpegImage_t* out, cudaStream_t stream) {
+    const int b = next;
+    next ^= 1;
+    if (nvjpegJpegStreamParse(h, data, length, 0, 0, bitstream[b]) != NVJPEG_STATUS_SUCCESS) return false;
+    check_nvjpeg(nvjpegStateAttachPinnedBuffer(state, pinned[b]), "nvjpegStateAttachPinnedBuffer");
+    if (nvjpegDecodeJpegHost(h, decoder, state, params, bitstream[b]) != NVJPEG_STATUS_SUCCESS) return false;
+    // Waiting here lets this host stage overlap the previous image's transfer and device stage,
+    // and the next image's host stage writes the other pinned buffer only after the transfer
+    // that read it has finished.
+    check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    return nvjpegDecodeJpegTransferToDevice(h, decoder, state, bitstream[b], stream) == NVJPEG_STATUS_SUCCESS &&
+           nvjpegDecodeJpegDevice(h, decoder, state, out, stream) == NVJPEG_STATUS_SUCCESS;
+  }
+};
+
 // nvJPEG's handles and decode states, made once per process and lent to one loader at a time:
-// creating the hardware decoder's handle takes long enough to show in every epoch's start.
+// creating the hardware decoder's handle takes long enough to show in every epoch's start, and
+// the hybrid decoders' pinned buffers grow to their size over the first images.
 struct Decoders {
   nvjpegHandle_t hw_handle = nullptr, sw_handle = nullptr;
   nvjpegJpegState_t hw_state = nullptr, sw_state = nullptr;
   int batched_size = 0;  // what nvjpegDecodeBatchedInitialize was last told
+  std::vector<std::unique_ptr<HybridDecoder>> hybrid;  // one per hybrid thread, made when first needed
 };
 
 std::mutex pool_mu;
@@ -111,8 +157,21 @@ class NvjpegLoader : public Loader, private EpochPlan {
     for (auto& s : slots_) check_cuda(cudaEventCreateWithFlags(&s.event, cudaEventDisableTiming), "cudaEventCreate");
 
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-    const int readers = std::max(1, std::min(data_.files->workers > 0 ? data_.files->workers : cores, 8));
+    const int workers = data_.files->workers > 0 ? data_.files->workers : cores;
+    const int readers = std::max(1, std::min(workers, 8));
     for (int w = 0; w < readers && total_ > 0; ++w) threads_.emplace_back([this] { read_loop(); });
+    if (data_.files->hw_decoder_load < 1 && total_ > 0) {
+      // The hybrid decoder's threads, each with its decoder and a stream of the device's pool.
+      const int n = std::max(1, workers - 1);  // the decode thread takes the last core
+      while (static_cast<int>(dec_->hybrid.size()) < n)
+        dec_->hybrid.push_back(std::make_unique<HybridDecoder>(dec_->sw_handle));
+      for (int k = 0; k < n; ++k) {
+        hybrid_streams_.push_back(c10::cuda::getStreamFromPool(false, opt_.device.index()));
+        hybrid_done_.emplace_back();
+        check_cuda(cudaEventCreateWithFlags(&hybrid_done_.back(), cudaEventDisableTiming), "cudaEventCreate");
+        threads_.emplace_back([this, k] { hybrid_loop(k); });
+      }
+    }
     if (total_ > 0) threads_.emplace_back([this] { decode_loop(); });
   }
 
@@ -122,9 +181,16 @@ class NvjpegLoader : public Loader, private EpochPlan {
       stop_ = true;
     }
     cv_.notify_all();
+    {
+      std::lock_guard<std::mutex> lock(hybrid_mu_);
+      hybrid_stop_ = true;
+    }
+    hybrid_cv_.notify_all();
     for (auto& t : threads_) t.join();
     cudaStreamSynchronize(stream_.stream());
+    for (auto& s : hybrid_streams_) cudaStreamSynchronize(s.stream());
     for (auto& s : slots_) cudaEventDestroy(s.event);
+    for (auto e : hybrid_done_) cudaEventDestroy(e);
     return_decoders(std::move(dec_));
   }
 
@@ -240,6 +306,38 @@ class NvjpegLoader : public Loader, private EpochPlan {
     }
   }
 
+  // A hybrid-decoder thread: decodes rows of the posted batch until none is left, then marks
+  // the end of its work on its stream (hybrid_done_), which the batch's resize waits for.
+  void hybrid_loop(int k) {
+    c10::cuda::CUDAGuard device(opt_.device);
+    HybridDecoder& h = *dec_->hybrid[k];
+    const cudaStream_t stream = hybrid_streams_[k].stream();
+    int64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(hybrid_mu_);
+        hybrid_cv_.wait(lock, [&] { return hybrid_stop_ || hybrid_job_.generation != seen; });
+        if (hybrid_job_.generation == seen) return;  // stopped with nothing posted
+        seen = hybrid_job_.generation;
+      }
+      HybridJob& j = hybrid_job_;  // fixed until every thread has reported
+      std::string error;
+      try {
+        for (int i; (i = j.next++) < j.count;)
+          if (!h.decode(dec_->sw_handle, j.data[i], j.lengths[i], &j.outs[i], stream)) j.failed[i] = 1;
+        check_cuda(cudaEventRecord(hybrid_done_[k], stream), "cudaEventRecord");
+      } catch (const std::exception& e) {
+        error = e.what();
+      }
+      {
+        std::lock_guard<std::mutex> lock(hybrid_mu_);
+        if (!error.empty() && j.error.empty()) j.error = error;
+        ++j.finished;
+      }
+      hybrid_cv_.notify_all();
+    }
+  }
+
   // A row that cannot be decoded: an error naming the file, or with data.skip_bad_images
   // skipped (training: the batch's previous good image takes its place, so shapes stay static).
   void bad_row(Slot& s, int64_t row, const std::string& why) {
@@ -308,29 +406,63 @@ class NvjpegLoader : public Loader, private EpochPlan {
       jobs[r].src = base + offset[r];
     }
     const cudaStream_t stream = stream_.stream();
-    bool batched = false;
-    if (!good.empty()) {
-      if (static_cast<int>(good.size()) != dec_->batched_size) {
-        dec_->batched_size = static_cast<int>(good.size());
-        check_nvjpeg(nvjpegDecodeBatchedInitialize(dec_->hw_handle, dec_->hw_state, dec_->batched_size, 1,
-                                                   NVJPEG_OUTPUT_RGBI),
-                     "nvjpegDecodeBatchedInitialize");
+    // The first n_hw good rows go to the hardware decoder in one batched call, the others to the
+    // hybrid decoder's threads (data.hw_decoder_load), both at once.
+    const int n_good = static_cast<int>(good.size());
+    const int n_hw = hybrid_streams_.empty() ? n_good : static_cast<int>(std::lround(f.hw_decoder_load * n_good));
+    // The hardware decoder writes its output when it is called, not in the stream's order
+    // (reproduced upstream on H100s with nvJPEG 12.3 to 13.2: torchcodec PR 1634, torchvision PR
+    // 9606), the hybrid threads on streams of their own, and `decoded` may be memory the caching
+    // allocator took back from an earlier batch whose resize kernel, queued on this stream, still
+    // reads it: wait on the host.
+    if (n_good > 0) check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    if (n_hw < n_good) {
+      {
+        std::lock_guard<std::mutex> lock(hybrid_mu_);
+        HybridJob& j = hybrid_job_;
+        j.data = data.data() + n_hw, j.lengths = lengths.data() + n_hw, j.outs = outs.data() + n_hw;
+        j.count = n_good - n_hw, j.next = 0, j.finished = 0, j.failed.assign(j.count, 0), j.error.clear();
+        ++j.generation;
       }
-      // The hardware decoder writes its output when it is called, not in the stream's order
-      // (reproduced upstream on H100s with nvJPEG 12.3 to 13.2: torchcodec PR 1634, torchvision
-      // PR 9606), and `decoded` may be memory the caching allocator took back from an earlier
-      // batch whose resize kernel, queued on this stream, still reads it: wait on the host.
-      check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-      batched = nvjpegDecodeBatched(dec_->hw_handle, dec_->hw_state, data.data(), lengths.data(), outs.data(),
-                                    stream) == NVJPEG_STATUS_SUCCESS;
+      hybrid_cv_.notify_all();
     }
-    if (!batched)  // one by one on the hybrid decoder, which names the image it cannot decode
-      for (size_t k = 0; k < good.size(); ++k) {
-        const int r = good[k];
+    // Nothing below throws before the hybrid threads are done with this batch's buffers.
+    std::string hw_error;
+    std::vector<int> undecoded;  // indices into `good` that nvJPEG could not decode
+    bool batched = false;
+    if (n_hw > 0) {
+      if (n_hw != dec_->batched_size) {
+        const nvjpegStatus_t st =
+            nvjpegDecodeBatchedInitialize(dec_->hw_handle, dec_->hw_state, n_hw, 1, NVJPEG_OUTPUT_RGBI);
+        dec_->batched_size = st == NVJPEG_STATUS_SUCCESS ? n_hw : 0;
+        if (st != NVJPEG_STATUS_SUCCESS)
+          hw_error = "nvJPEG loader: nvjpegDecodeBatchedInitialize failed (nvjpegStatus " +
+                     std::to_string(static_cast<int>(st)) + ")";
+      }
+      batched = hw_error.empty() && nvjpegDecodeBatched(dec_->hw_handle, dec_->hw_state, data.data(), lengths.data(),
+                                                        outs.data(), stream) == NVJPEG_STATUS_SUCCESS;
+    }
+    if (!batched && hw_error.empty())  // one by one on the hybrid decoder, which names the image it cannot decode
+      for (int k = 0; k < n_hw; ++k)
         if (nvjpegDecode(dec_->sw_handle, dec_->sw_state, data[k], lengths[k], NVJPEG_OUTPUT_RGBI, &outs[k], stream) !=
             NVJPEG_STATUS_SUCCESS)
-          bad_row(s, r, f.paths[order_[b * batch_ + r]] + ": nvJPEG cannot decode this JPEG");
+          undecoded.push_back(k);
+    if (n_hw < n_good) {
+      std::vector<char> failed;
+      std::string error;
+      {
+        std::unique_lock<std::mutex> lock(hybrid_mu_);
+        hybrid_cv_.wait(lock, [&] { return hybrid_job_.finished == static_cast<int>(hybrid_streams_.size()); });
+        failed = hybrid_job_.failed;
+        error = hybrid_job_.error;
       }
+      if (!error.empty()) fail("nvJPEG loader: ", error);
+      for (int k = n_hw; k < n_good; ++k)
+        if (failed[k - n_hw]) undecoded.push_back(k);
+      for (cudaEvent_t e : hybrid_done_) check_cuda(cudaStreamWaitEvent(stream, e, 0), "cudaStreamWaitEvent");
+    }
+    if (!hw_error.empty()) fail(hw_error);
+    for (int k : undecoded) bad_row(s, good[k], f.paths[order_[b * batch_ + good[k]]] + ": nvJPEG cannot decode this JPEG");
     // Training keeps the batch's shape: a bad row takes the previous good row's image and label.
     int fill = -1;
     for (int r = 0; r < n && training; ++r) {
@@ -374,6 +506,25 @@ class NvjpegLoader : public Loader, private EpochPlan {
   std::vector<std::thread> threads_;
   std::unique_ptr<Decoders> dec_;
   c10::cuda::CUDAStream stream_ = c10::cuda::getDefaultCUDAStream();
+
+  // The batch's rows for the hybrid threads, posted by the decode thread under hybrid_mu_.
+  struct HybridJob {
+    int64_t generation = 0;  // one more for each batch posted
+    const unsigned char* const* data = nullptr;
+    const size_t* lengths = nullptr;
+    nvjpegImage_t* outs = nullptr;
+    int count = 0;
+    std::atomic<int> next{0};  // the next row to take
+    int finished = 0;          // threads done with this batch
+    std::vector<char> failed;  // per row: nvJPEG could not decode it
+    std::string error;         // a CUDA failure, which stops the loader
+  };
+  std::vector<c10::cuda::CUDAStream> hybrid_streams_;
+  std::vector<cudaEvent_t> hybrid_done_;
+  std::mutex hybrid_mu_;
+  std::condition_variable hybrid_cv_;
+  HybridJob hybrid_job_;
+  bool hybrid_stop_ = false;
 };
 
 }  // namespace
