@@ -158,10 +158,9 @@ class NvjpegLoader : public Loader, private EpochPlan {
 
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     const int workers = data_.files->workers > 0 ? data_.files->workers : cores;
-    const int readers = std::max(1, std::min(workers, 8));
-    for (int w = 0; w < readers && total_ > 0; ++w) threads_.emplace_back([this] { read_loop(); });
     if (data_.files->hw_decoder_load < 1 && total_ > 0) {
-      // The hybrid decoder's threads, each with its decoder and a stream of the device's pool.
+      // The hybrid decoder's threads, each with its decoder and a stream of the device's pool
+      // (made before any thread starts: a failure here must not leave threads running).
       const int n = std::max(1, workers - 1);  // the decode thread takes the last core
       while (static_cast<int>(dec_->hybrid.size()) < n)
         dec_->hybrid.push_back(std::make_unique<HybridDecoder>(dec_->sw_handle));
@@ -169,9 +168,12 @@ class NvjpegLoader : public Loader, private EpochPlan {
         hybrid_streams_.push_back(c10::cuda::getStreamFromPool(false, opt_.device.index()));
         hybrid_done_.emplace_back();
         check_cuda(cudaEventCreateWithFlags(&hybrid_done_.back(), cudaEventDisableTiming), "cudaEventCreate");
-        threads_.emplace_back([this, k] { hybrid_loop(k); });
       }
     }
+    const int readers = std::max(1, std::min(workers, 8));
+    for (int w = 0; w < readers && total_ > 0; ++w) threads_.emplace_back([this] { read_loop(); });
+    for (int k = 0; k < static_cast<int>(hybrid_streams_.size()); ++k)
+      threads_.emplace_back([this, k] { hybrid_loop(k); });
     if (total_ > 0) threads_.emplace_back([this] { decode_loop(); });
   }
 
@@ -462,7 +464,8 @@ class NvjpegLoader : public Loader, private EpochPlan {
       for (cudaEvent_t e : hybrid_done_) check_cuda(cudaStreamWaitEvent(stream, e, 0), "cudaStreamWaitEvent");
     }
     if (!hw_error.empty()) fail(hw_error);
-    for (int k : undecoded) bad_row(s, good[k], f.paths[order_[b * batch_ + good[k]]] + ": nvJPEG cannot decode this JPEG");
+    for (int k : undecoded)
+      bad_row(s, good[k], f.paths[order_[b * batch_ + good[k]]] + ": nvJPEG cannot decode this JPEG");
     // Training keeps the batch's shape: a bad row takes the previous good row's image and label.
     int fill = -1;
     for (int r = 0; r < n && training; ++r) {
