@@ -97,7 +97,8 @@ if has tucker_sweep; then
       "$run/run_config.json" || continue
     ./build-gpu/apps/vit_ranks --checkpoint "$run/checkpoint" --out "$sweep_out/ranks/$name.json" > /dev/null
   done
-  tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock "$sweep_out"
+  tar czf "$OUT/$(basename "$sweep_out")_results.tar.gz" --exclude=checkpoint --exclude=sweep.lock --exclude=train.lock \
+    "$sweep_out"
 fi
 
 # What nvJPEG's decode calls wait for beside a busy GPU: a device-wide synchronisation or the
