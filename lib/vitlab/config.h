@@ -121,8 +121,8 @@ struct DataConfig {
   std::string decode = "auto";
   // The nvJPEG loader: the share of each batch decoded by the GPU's hardware JPEG decoder (A100,
   // H100) in one batched call; the rest goes to nvJPEG's hybrid decoder, its Huffman stage on
-  // data.workers host threads (DALI's hw_decoder_load). The hardware call's work waits behind
-  // every kernel queued before it (experiments/data_pipeline: a graphed step), the hybrid
+  // data.workers - 1 host threads (DALI's hw_decoder_load). The hardware call's work waits
+  // behind every kernel queued before it (experiments/data_pipeline: a graphed step), the hybrid
   // decoder's does not, but it needs the cores. 1: all on the hardware decoder.
   double hw_decoder_load = 1.0;
   // Image folders, training on the CPU decoder: a JPEG whose random crop is at least 2, 4 or 8
