@@ -120,23 +120,28 @@ fi
 if has fed; then
   folder=/tmp/jpeg-folder-fed
   [[ -d $folder ]] || python3 experiments/data_pipeline/make_jpeg_folder.py $folder --train 20000 --val 100 --jobs "$(nproc)"
-  mkdir -p "$OUT/fed"
+  # The runs write under /tmp and the tar in $OUT is remade after each, so a call cut short
+  # still brings back, in one file, what finished (a call returns at most 8 files).
+  fed=/tmp/fed-out/fed
+  rm -rf /tmp/fed-out && mkdir -p "$fed"
+  pack_fed() { tar czf "$OUT/fed.tar.gz" -C /tmp/fed-out fed; }
   for i in $(seq "${FED_RUNS:-3}"); do
     for hw in ${FED_HW_LOADS:-1}; do  # data.hw_decoder_load: the share on the hardware decoder
       for mode in graphed eager; do
         run=${mode}_hw${hw}_$i
         flags=(--set data.hw_decoder_load=$hw); [[ $mode == eager ]] && flags+=(--set train.cuda_graph=false)
         ./build-gpu/apps/vit_bench --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
-          --mode train --device cuda "${flags[@]}" --json "$OUT/fed/$run.json" > "$OUT/fed/$run.log" 2>&1 &
+          --mode train --device cuda "${flags[@]}" --json "$fed/$run.json" > "$fed/$run.log" 2>&1 &
         pid=$!
         for _ in $(seq 60); do sleep 1; kill -0 $pid 2>/dev/null || break; done
         if kill -0 $pid 2>/dev/null; then
-          timeout 60 cuda-gdb -p $pid -batch -ex "info threads" -ex "thread apply all bt 30" > "$OUT/fed/hang_$run.txt" 2>&1 || true
+          timeout 60 cuda-gdb -p $pid -batch -ex "info threads" -ex "thread apply all bt 30" > "$fed/hang_$run.txt" 2>&1 || true
           kill -9 $pid
           echo "fed: $run hung; backtraces in fed/hang_$run.txt"
         fi
         wait $pid 2>/dev/null || true
-        grep -h "the same fed" "$OUT/fed/$run.log" | tr -s ' ' | sed "s/^/fed: $run:/" || true
+        grep -h "the same fed" "$fed/$run.log" | tr -s ' ' | sed "s/^/fed: $run:/" || true
+        pack_fed
       done
     done
   done
@@ -146,18 +151,19 @@ if has fed; then
   if (( ${FED_SAMPLES:-0} > 0 )); then
     rm -rf /tmp/fed-sample
     ./build-gpu/apps/vit_train --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
-      --device cuda --set train.epochs=30 --out /tmp/fed-sample > "$OUT/fed/sample_train.log" 2>&1 &
+      --device cuda --set train.epochs=30 --out /tmp/fed-sample > "$fed/sample_train.log" 2>&1 &
     pid=$!
     sleep 20
     for k in $(seq "$FED_SAMPLES"); do
       kill -0 $pid 2>/dev/null || break
-      timeout 60 cuda-gdb -p $pid -batch -ex "thread apply all bt 25" > "$OUT/fed/sample_$k.txt" 2>&1 || true
+      timeout 60 cuda-gdb -p $pid -batch -ex "thread apply all bt 25" > "$fed/sample_$k.txt" 2>&1 || true
+      pack_fed
       sleep 8
     done
     kill -9 $pid 2>/dev/null || true
     wait $pid 2>/dev/null || true
   fi
-  (cd "$OUT" && tar czf fed.tar.gz fed && rm -rf fed)  # one file back instead of a dozen
+  pack_fed
 fi
 
 # cuBLASLt's GELU epilogues at vit_small's MLP shapes against vitlab's present fc1 path: which
