@@ -135,6 +135,13 @@ int main(int argc, char** argv) {
         std::printf("%-48s %10s %9s %10.0f %6.2fx   (fed from %s; waiting for data %.1f%% of the time)\n",
                     "  the same fed from --data", "", "", f["images_per_s"].get<double>(), f["vs_synthetic"].get<double>(),
                     data.c_str(), 100 * f["data_wait_fraction"].get<double>());
+        std::string phases;
+        for (const auto& [name, ms] : f["loader_ms_per_step"].items()) {
+          char value[32];
+          std::snprintf(value, sizeof value, " %.1f", ms.get<double>());
+          phases += (phases.empty() ? "" : ", ") + name + value;
+        }
+        if (!phases.empty()) std::printf("    its loader's threads, ms a step by phase (summed over threads): %s\n", phases.c_str());
       }
       std::fflush(stdout);
     }

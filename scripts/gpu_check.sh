@@ -146,12 +146,13 @@ if has fed; then
     done
   done
   # FED_SAMPLES=N: where the decode thread spends the graphed step's time. vit_train runs 30
-  # epochs from the folder (about 90 s of steady fed training); cuda-gdb attaches N times, 8 s
-  # apart, and writes every thread's backtrace: a poor man's profiler (the machine has no nsys).
+  # epochs from the folder (about 90 s of steady fed training; FED_SAMPLE_ARGS adds flags);
+  # cuda-gdb attaches N times, 8 s apart, and writes every thread's backtrace: a poor man's
+  # profiler (the machine has no nsys).
   if (( ${FED_SAMPLES:-0} > 0 )); then
     rm -rf /tmp/fed-sample
     ./build-gpu/apps/vit_train --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
-      --device cuda --set train.epochs=30 --out /tmp/fed-sample > "$fed/sample_train.log" 2>&1 &
+      --device cuda --set train.epochs=30 ${FED_SAMPLE_ARGS:-} --out /tmp/fed-sample > "$fed/sample_train.log" 2>&1 &
     pid=$!
     sleep 20
     for k in $(seq "$FED_SAMPLES"); do

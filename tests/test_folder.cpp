@@ -418,7 +418,8 @@ TEST(Folder, PipelineBenchTimesEveryLoader) {
 
 // vit_bench --data: the training step timed on one batch in memory and fed by the folder's
 // training loader (here across an epoch's end: 6 steps an epoch, 7 run), with the share of the
-// time spent waiting for batches; --data with inference alone is refused in one line.
+// time spent waiting for batches and the loader's threads' time by phase; --data with inference
+// alone is refused in one line.
 TEST(Folder, BenchFeedsTheStepFromTheFolder) {
   TempDir dir;
   write_folder(dir / "data/train", {"a", "b"}, 24, 20, /*colour=*/true);
@@ -442,6 +443,13 @@ TEST(Folder, BenchFeedsTheStepFromTheFolder) {
   EXPECT_NEAR(fed["vs_synthetic"].get<double>(),
               fed["images_per_s"].get<double>() / r["train"]["images_per_s"].get<double>(), 1e-9);
   EXPECT_NE(out.text.find("the same fed from --data"), std::string::npos) << out.text;
+  // The CPU loader's workers: decoding takes time every step; each phase is a duration.
+  const json& phases = fed["loader_ms_per_step"];
+  ASSERT_EQ(phases.size(), 3u) << phases.dump();
+  EXPECT_GT(phases["workers.decode"].get<double>(), 0);
+  EXPECT_GT(phases["workers.transform"].get<double>(), 0);
+  EXPECT_GE(phases["workers.wait_for_slot"].get<double>(), 0);
+  EXPECT_NE(out.text.find("ms a step by phase (summed over threads): workers.decode "), std::string::npos) << out.text;
   vitlab::test::expect_one_line_error(vitlab::test::run(bench + " --mode infer --device cpu"), "vit_bench",
                                       "--data: times training");
 }

@@ -15,8 +15,6 @@
 //                   conversion: whether that is the part that waits)
 //   hybrid_threads  the decoupled API on the hybrid backend (Huffman on the CPU), the batch split
 //                   over T host threads, each with its own state, buffers and stream
-//   split_hw38_hybrid15  38 images (15%) on the hardware decoder while 15 hybrid threads decode
-//                   the other 218: the loader's candidate
 //   cuda_free       cudaMalloc + cudaFree of 1 MB: a call known to wait for the whole device
 // `call_ms` is the host time until the method returns, `done_ms` until its stream has finished;
 // a method that waits for the device shows about 40 ms more under one_block than idle.
@@ -119,8 +117,11 @@ struct HybridWorker {
   }
 };
 
-// One hardware-decoder batch state per output format and batch size.
+// One hardware-decoder batch per output format and batch size, each with its own handle (with
+// four batched states on one hardware handle, a decode failed with NVJPEG_STATUS_ALLOCATOR_FAILURE
+// on an H100, nvJPEG 13).
 struct HwBatch {
+  nvjpegHandle_t handle = nullptr;
   nvjpegJpegState_t state = nullptr;
   std::vector<const unsigned char*> data;
   std::vector<size_t> lengths;
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "usage: decode_contention DIR [THREADS...]\n");
     return 2;
   }
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // each result line out at once, should a later method fail
   std::vector<int> thread_counts;
   for (int i = 2; i < argc; ++i) thread_counts.push_back(std::atoi(argv[i]));
   if (thread_counts.empty()) thread_counts = {8, 15};
@@ -185,8 +187,9 @@ int main(int argc, char** argv) {
 
   auto hw_batch = [&](nvjpegOutputFormat_t fmt, int first, int count) {
     HwBatch b;
-    check(nvjpegJpegStateCreate(hw, &b.state), "nvjpegJpegStateCreate");
-    check(nvjpegDecodeBatchedInitialize(hw, b.state, count, 1, fmt), "nvjpegDecodeBatchedInitialize");
+    check(nvjpegCreateEx(NVJPEG_BACKEND_HARDWARE, nullptr, nullptr, 0, &b.handle), "nvjpegCreateEx(HARDWARE)");
+    check(nvjpegJpegStateCreate(b.handle, &b.state), "nvjpegJpegStateCreate");
+    check(nvjpegDecodeBatchedInitialize(b.handle, b.state, count, 1, fmt), "nvjpegDecodeBatchedInitialize");
     for (int i = first; i < first + count; ++i) {
       b.data.push_back(jpegs[i].bytes.data());
       b.lengths.push_back(jpegs[i].bytes.size());
@@ -206,7 +209,7 @@ int main(int argc, char** argv) {
     return b;
   };
   auto hw_decode = [&](HwBatch& b, cudaStream_t s) {
-    check(nvjpegDecodeBatched(hw, b.state, b.data.data(), b.lengths.data(), b.imgs.data(), s), "nvjpegDecodeBatched");
+    check(nvjpegDecodeBatched(b.handle, b.state, b.data.data(), b.lengths.data(), b.imgs.data(), s), "nvjpegDecodeBatched");
   };
 
   // Methods: each decodes the batch (or makes its call) on the stream it is given and returns
@@ -214,7 +217,6 @@ int main(int argc, char** argv) {
   std::vector<std::pair<std::string, std::function<cudaStream_t(cudaStream_t)>>> methods;
   std::vector<HwBatch> hw_batches;
   hw_batches.reserve(8);
-  const int split = 38;  // 15% of the batch on the hardware decoder, the rest on hybrid threads
   if (has_hw) {
     const std::pair<const char*, nvjpegOutputFormat_t> formats[] = {
         {"hw_batched", NVJPEG_OUTPUT_RGBI}, {"hw_batched_yuv", NVJPEG_OUTPUT_YUV}, {"hw_batched_y", NVJPEG_OUTPUT_Y}};
@@ -227,7 +229,7 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<std::vector<HybridWorker>> pools;
-  pools.reserve(thread_counts.size() + 1);
+  pools.reserve(thread_counts.size());
   auto hybrid_rows = [&](std::vector<HybridWorker>* pool, int first) {
     const int t = static_cast<int>(pool->size());
     std::vector<std::thread> threads;
@@ -242,21 +244,6 @@ int main(int argc, char** argv) {
     for (int k = 0; k < t; ++k) pools.back().emplace_back(hybrid);
     std::vector<HybridWorker>* pool = &pools.back();
     methods.emplace_back("hybrid_threads_" + std::to_string(t), [&, pool](cudaStream_t) { return hybrid_rows(pool, 0); });
-  }
-  if (has_hw) {  // the loader's candidate: the first rows on the hardware decoder, beside 15 hybrid threads
-    HwBatch* b = &hw_batches.emplace_back(hw_batch(NVJPEG_OUTPUT_RGBI, 0, split));
-    pools.emplace_back();
-    for (int k = 0; k < 15; ++k) pools.back().emplace_back(hybrid);
-    std::vector<HybridWorker>* pool = &pools.back();
-    methods.emplace_back("split_hw" + std::to_string(split) + "_hybrid15", [&, b, pool](cudaStream_t s) {
-      std::thread hw_thread([&] {
-        hw_decode(*b, s);
-        check(cudaStreamSynchronize(s), "cudaStreamSynchronize");
-      });
-      cudaStream_t h = hybrid_rows(pool, split);
-      hw_thread.join();
-      return h;
-    });
   }
   methods.emplace_back("cuda_free", [&](cudaStream_t s) {
     void* p = nullptr;

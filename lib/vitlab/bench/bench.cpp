@@ -34,8 +34,18 @@ std::vector<double> timed_windows(const std::function<void()>& step, const Bench
   return rates;
 }
 
+// Adds `p` into `acc` phase by phase (by name; a new name goes at the end).
+void add_phases(PhaseSeconds& acc, const PhaseSeconds& p, double sign = 1) {
+  for (const auto& [name, seconds] : p) {
+    auto it = std::find_if(acc.begin(), acc.end(), [&](const auto& a) { return a.first == name; });
+    if (it == acc.end()) it = acc.insert(acc.end(), {name, 0.0});
+    it->second += sign * seconds;
+  }
+}
+
 // Training batches from a dataset's training split, epoch after epoch, in the trainer's order
-// and with its loader; counts the host time spent waiting for them.
+// and with its loader; counts the host time spent waiting for them, and the loaders' threads'
+// time by phase.
 class Feed {
  public:
   Feed(const RunConfig& cfg, const torch::Device& device, int64_t batch) : cfg_(cfg), device_(device), batch_(batch) {
@@ -49,6 +59,7 @@ class Feed {
   Dataset next() {
     const auto t0 = std::chrono::steady_clock::now();
     if (!loader_ || step_ == loader_->steps()) {
+      if (loader_) add_phases(ended_, loader_->phases());
       loader_.reset();  // its threads stop before the next epoch's start
       const auto seed = static_cast<uint64_t>(cfg_.train.seed);
       loader_ = make_loader(data_, epoch_order(data_.size(), seed, epoch_), batch_, /*drop_last=*/true,
@@ -59,14 +70,32 @@ class Feed {
     waited += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return b;
   }
+  // From here on: the waiting and the phases count from zero.
+  void restart() {
+    waited = 0;
+    mark_ = phases();
+  }
+  // The loaders' phases since restart().
+  PhaseSeconds phases_since_restart() const {
+    PhaseSeconds p = phases();
+    add_phases(p, mark_, -1);
+    return p;
+  }
   double waited = 0;  // seconds
 
  private:
+  PhaseSeconds phases() const {
+    PhaseSeconds p = ended_;
+    if (loader_) add_phases(p, loader_->phases());
+    return p;
+  }
+
   const RunConfig& cfg_;
   torch::Device device_;
   int64_t batch_, epoch_ = 0, step_ = 0;
   Dataset data_;
   std::unique_ptr<Loader> loader_;
+  PhaseSeconds ended_, mark_;  // the phases of the epochs' loaders that have ended; at restart()
 };
 
 json summary(std::vector<double> rates, double flops_per_image, double peak_tflops, int64_t peak_bytes) {
@@ -138,7 +167,7 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
       double timed = 0;
       auto fed_rates = timed_windows(
           [&] {
-            if (steps++ == ow.warmup_steps) feed.waited = 0;  // from the first timed step
+            if (steps++ == ow.warmup_steps) feed.restart();  // from the first timed step
             const Dataset b = feed.next();
             if (graphed) (*graphed)(b.images, b.labels, lr);
             else train_step(model, *optimizer, nullptr, b.images, b.labels, cfg);
@@ -148,6 +177,12 @@ json bench_config(const RunConfig& cfg, const torch::Device& device, const Bench
       json f = summary(fed_rates, 3 * fwd, o.peak_tflops, peak_memory_bytes(device));
       f["data"] = o.data;
       f["data_wait_fraction"] = feed.waited / timed;
+      // The loader's threads' time a timed step, by phase (prefetch makes it approximate: the
+      // loader works a few batches ahead of the step).
+      const int64_t timed_steps = static_cast<int64_t>(fed_rates.size()) * ow.window_steps;
+      json phases = json::object();
+      for (const auto& [name, seconds] : feed.phases_since_restart()) phases[name] = 1e3 * seconds / timed_steps;
+      f["loader_ms_per_step"] = phases;
       f["vs_synthetic"] = f["images_per_s"].get<double>() / out["train"]["images_per_s"].get<double>();
       out["train_from_data"] = f;
     }

@@ -5,7 +5,11 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "vitlab/data/dataset.h"
@@ -39,6 +43,31 @@ class EpochPlan {
   int64_t batch_, steps_, total_;
 };
 
+// Where a streamed loader's threads spend their time: seconds in each named phase ("thread
+// kind.phase"), summed over the threads that run it, since the loader started. vit_bench --data
+// reports them a step, to show what a folder-fed step waits for.
+using PhaseSeconds = std::vector<std::pair<std::string, double>>;
+
+class PhaseClock {
+ public:
+  explicit PhaseClock(std::vector<std::string> names) : names_(std::move(names)), ns_(names_.size()) {}
+  // Adds the time since `t` to phase `i` and restarts `t` (from any thread).
+  void lap(size_t i, std::chrono::steady_clock::time_point& t) {
+    const auto now = std::chrono::steady_clock::now();
+    ns_[i] += std::chrono::duration_cast<std::chrono::nanoseconds>(now - t).count();
+    t = now;
+  }
+  PhaseSeconds seconds() const {
+    PhaseSeconds out;
+    for (size_t i = 0; i < names_.size(); ++i) out.emplace_back(names_[i], ns_[i].load() * 1e-9);
+    return out;
+  }
+
+ private:
+  std::vector<std::string> names_;
+  std::vector<std::atomic<int64_t>> ns_;  // value-initialised: zero
+};
+
 class Loader {
  public:
   virtual ~Loader() = default;
@@ -47,6 +76,8 @@ class Loader {
   virtual Dataset batch(int64_t step) = 0;
   // Images skipped so far because they could not be decoded (data.skip_bad_images).
   virtual int64_t skipped() const { return 0; }
+  // Its threads' time by phase (streamed loaders; empty for batches from memory).
+  virtual PhaseSeconds phases() const { return {}; }
 };
 
 // A training epoch's order: a permutation of [0, n) drawn from (seed, epoch) through LibTorch's

@@ -11,6 +11,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstring>
@@ -62,6 +63,17 @@ bool read_file(const std::string& path, std::vector<unsigned char>& out, std::st
   return true;
 }
 
+// The loader's phases (Loader::phases): its reader threads, its decode thread and, with
+// data.hw_decoder_load < 1, the hybrid decoder's threads.
+enum Phase {
+  kRead, kWaitForSlot, kWaitForFiles, kHeaders, kWaitForStream, kHardwareCall, kWaitForHybrid, kResize,
+  kHybridHost, kHybridWaitForStream, kHybridDevice
+};
+const std::vector<std::string> kPhaseNames = {
+    "readers.read", "decode.wait_for_slot", "decode.wait_for_files", "decode.headers", "decode.wait_for_stream",
+    "decode.hardware_call", "decode.wait_for_hybrid", "decode.resize", "hybrid.host", "hybrid.wait_for_stream",
+    "hybrid.device"};
+
 // nvJPEG's hybrid decoder through its decoupled API, for one host thread: the Huffman stage
 // (nvjpegDecodeJpegHost) runs on that thread, the transfer and the device stage on the stream it
 // is given. Two pinned buffers and bitstreams, so the host stage of an image overlaps the
@@ -89,18 +101,25 @@ struct HybridDecoder {
   }
 
   // One JPEG into `out` (RGB interleaved) on `stream`; false when nvJPEG cannot decode it.
-  bool decode(nvjpegHandle_t h, const unsigned char* data, size_t length, nvjpegImage_t* out, cudaStream_t stream) {
+  bool decode(nvjpegHandle_t h, const unsigned char* data, size_t length, nvjpegImage_t* out, cudaStream_t stream,
+              PhaseClock& clock) {
     const int b = next;
     next ^= 1;
+    auto t = std::chrono::steady_clock::now();
     if (nvjpegJpegStreamParse(h, data, length, 0, 0, bitstream[b]) != NVJPEG_STATUS_SUCCESS) return false;
     check_nvjpeg(nvjpegStateAttachPinnedBuffer(state, pinned[b]), "nvjpegStateAttachPinnedBuffer");
-    if (nvjpegDecodeJpegHost(h, decoder, state, params, bitstream[b]) != NVJPEG_STATUS_SUCCESS) return false;
+    const bool host = nvjpegDecodeJpegHost(h, decoder, state, params, bitstream[b]) == NVJPEG_STATUS_SUCCESS;
+    clock.lap(kHybridHost, t);
+    if (!host) return false;
     // Waiting here lets this host stage overlap the previous image's transfer and device stage,
     // and the next image's host stage writes the other pinned buffer only after the transfer
     // that read it has finished.
     check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    return nvjpegDecodeJpegTransferToDevice(h, decoder, state, bitstream[b], stream) == NVJPEG_STATUS_SUCCESS &&
-           nvjpegDecodeJpegDevice(h, decoder, state, out, stream) == NVJPEG_STATUS_SUCCESS;
+    clock.lap(kHybridWaitForStream, t);
+    const bool ok = nvjpegDecodeJpegTransferToDevice(h, decoder, state, bitstream[b], stream) == NVJPEG_STATUS_SUCCESS &&
+                    nvjpegDecodeJpegDevice(h, decoder, state, out, stream) == NVJPEG_STATUS_SUCCESS;
+    clock.lap(kHybridDevice, t);
+    return ok;
   }
 };
 
@@ -201,6 +220,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
     std::lock_guard<std::mutex> lock(mu_);
     return skipped_;
   }
+  PhaseSeconds phases() const override { return clock_.seconds(); }
 
   Dataset batch(int64_t step) override {
     torch::Tensor images;
@@ -271,7 +291,9 @@ class NvjpegLoader : public Loader, private EpochPlan {
           if (stop_) return;
         }
         std::string error;
+        auto t = std::chrono::steady_clock::now();
         read_file(data_.files->paths[order_[job]], buf, error);
+        clock_.lap(kRead, t);
         std::lock_guard<std::mutex> lock(mu_);
         Slot& s = slots_[b % depth_];
         const int64_t row = job - b * batch_;
@@ -291,10 +313,14 @@ class NvjpegLoader : public Loader, private EpochPlan {
       c10::cuda::CUDAStreamGuard on(stream_);
       for (int64_t b = 0; b < steps_; ++b) {
         Slot* s;
+        auto t = std::chrono::steady_clock::now();
         {
           std::unique_lock<std::mutex> lock(mu_);
           s = &slots_[b % depth_];
-          cv_.wait(lock, [&] { return stop_ || (b < consumed_ + depth_ && s->read == rows(b) && !s->decoded); });
+          cv_.wait(lock, [&] { return stop_ || b < consumed_ + depth_; });  // the slot is free...
+          clock_.lap(kWaitForSlot, t);
+          cv_.wait(lock, [&] { return stop_ || (s->read == rows(b) && !s->decoded); });  // ...and its files read
+          clock_.lap(kWaitForFiles, t);
           if (stop_) return;
         }
         decode(b, *s);  // the slot is this thread's until `decoded`
@@ -326,7 +352,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
       std::string error;
       try {
         for (int i; (i = j.next++) < j.count;)
-          if (!h.decode(dec_->sw_handle, j.data[i], j.lengths[i], &j.outs[i], stream)) j.failed[i] = 1;
+          if (!h.decode(dec_->sw_handle, j.data[i], j.lengths[i], &j.outs[i], stream, clock_)) j.failed[i] = 1;
         check_cuda(cudaEventRecord(hybrid_done_[k], stream), "cudaEventRecord");
       } catch (const std::exception& e) {
         error = e.what();
@@ -353,6 +379,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
     const ImageFiles& f = *data_.files;
     const int n = static_cast<int>(rows(b)), S = f.size;
     const bool training = opt_.augment != nullptr;
+    auto t = std::chrono::steady_clock::now();
     std::vector<kernels::ResizeJob> jobs(n);
     std::vector<size_t> offset(n + 1, 0);
     std::vector<int> good;  // rows with a decodable header
@@ -417,7 +444,9 @@ class NvjpegLoader : public Loader, private EpochPlan {
     // 9606), the hybrid threads on streams of their own, and `decoded` may be memory the caching
     // allocator took back from an earlier batch whose resize kernel, queued on this stream, still
     // reads it: wait on the host.
+    clock_.lap(kHeaders, t);
     if (n_good > 0) check_cuda(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    clock_.lap(kWaitForStream, t);
     if (n_hw < n_good) {
       {
         std::lock_guard<std::mutex> lock(hybrid_mu_);
@@ -449,6 +478,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
         if (nvjpegDecode(dec_->sw_handle, dec_->sw_state, data[k], lengths[k], NVJPEG_OUTPUT_RGBI, &outs[k], stream) !=
             NVJPEG_STATUS_SUCCESS)
           undecoded.push_back(k);
+    clock_.lap(kHardwareCall, t);
     if (n_hw < n_good) {
       std::vector<char> failed;
       std::string error;
@@ -463,6 +493,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
         if (failed[k - n_hw]) undecoded.push_back(k);
       for (cudaEvent_t e : hybrid_done_) check_cuda(cudaStreamWaitEvent(stream, e, 0), "cudaStreamWaitEvent");
     }
+    clock_.lap(kWaitForHybrid, t);
     if (!hw_error.empty()) fail(hw_error);
     for (int k : undecoded)
       bad_row(s, good[k], f.paths[order_[b * batch_ + good[k]]] + ": nvJPEG cannot decode this JPEG");
@@ -492,6 +523,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
                             s.images.data_ptr<uint8_t>(), stream);
     check_cuda(cudaGetLastError(), "resize kernel launch");
     check_cuda(cudaEventRecord(s.event, stream), "cudaEventRecord");
+    clock_.lap(kResize, t);
     // The decoded pixels and the job list stay allocated until the kernel has read them: the
     // caching allocator reuses their memory only for later work on this same stream, which
     // runs after the kernel (except the hardware decoder's writes: see above).
@@ -508,6 +540,7 @@ class NvjpegLoader : public Loader, private EpochPlan {
   std::condition_variable cv_;
   std::vector<std::thread> threads_;
   std::unique_ptr<Decoders> dec_;
+  PhaseClock clock_{kPhaseNames};
   c10::cuda::CUDAStream stream_ = c10::cuda::getDefaultCUDAStream();
 
   // The batch's rows for the hybrid threads, posted by the decode thread under hybrid_mu_.

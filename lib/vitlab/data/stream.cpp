@@ -68,7 +68,10 @@ bool StreamLoader::decode_transformed(int64_t index, uint8_t* out, std::string& 
       return 1;
     };
   int h = 0, w = 0;
-  if (!decode_image_file(f.paths[index], f.channels, pixels, h, w, error, reduce)) return false;
+  auto t = std::chrono::steady_clock::now();
+  const bool decoded = decode_image_file(f.paths[index], f.channels, pixels, h, w, error, reduce);
+  clock_.lap(kDecode, t);
+  if (!decoded) return false;
   const Image8 img{pixels.data(), h, w, C, static_cast<int64_t>(w) * C};
   const uint8_t* src = pixels.data();  // S x S x C, rows `stride` bytes apart
   int64_t stride = img.stride;
@@ -101,6 +104,7 @@ bool StreamLoader::decode_transformed(int64_t index, uint8_t* out, std::string& 
       for (int x = 0; x < S; ++x) plane[y * S + x] = row[x * C];
     }
   }
+  clock_.lap(kTransform, t);
   return true;
 }
 
@@ -112,6 +116,7 @@ void StreamLoader::work() {
     for (;;) {
       int64_t job, b, row;
       uint8_t* out;
+      auto t = std::chrono::steady_clock::now();
       {
         std::unique_lock<std::mutex> lock(mu_);
         if (stop_ || next_job_ >= total_) return;
@@ -122,6 +127,7 @@ void StreamLoader::work() {
         if (stop_) return;
         out = slots_[b % depth_].images.data_ptr<uint8_t>() + row * image_bytes;
       }
+      clock_.lap(kWaitForSlot, t);
       // An image that cannot be decoded is an error, or with data.skip_bad_images: in training
       // the next image of the epoch takes its place (the batch keeps its shape), in evaluation
       // it is left out of the batch.

@@ -22,6 +22,7 @@ class StreamLoader : public Loader, private EpochPlan {
   int64_t steps() const override { return steps_; }
   Dataset batch(int64_t step) override;
   int64_t skipped() const override;
+  PhaseSeconds phases() const override { return clock_.seconds(); }
 
  private:
   struct Slot {
@@ -43,6 +44,8 @@ class StreamLoader : public Loader, private EpochPlan {
   mutable std::mutex mu_;
   std::condition_variable work_cv_, done_cv_;
   std::vector<std::thread> workers_;
+  enum Phase { kWaitForSlot, kDecode, kTransform };
+  PhaseClock clock_{{"workers.wait_for_slot", "workers.decode", "workers.transform"}};
 };
 
 }  // namespace vitlab
