@@ -148,8 +148,14 @@ TEST(Hf, WhatVitlabCannotHoldIsNamed) {
   j["architectures"] = {"ViTForMaskedImageModeling"};
   EXPECT_NE(error(j).find("architectures: 'ViTForMaskedImageModeling'"), std::string::npos);
   j = vit;
-  j["hidden_act"] = "gelu_new";
-  EXPECT_NE(error(j).find("hidden_act: 'gelu_new'"), std::string::npos);
+  j["hidden_act"] = "relu";
+  EXPECT_EQ(error(j), "dir/config.json: hidden_act: 'relu' is not supported (gelu, gelu_pytorch_tanh, gelu_new)");
+  // transformers' two names of GELU's tanh approximation.
+  for (const char* act : {"gelu_pytorch_tanh", "gelu_new"}) {
+    j["hidden_act"] = act;
+    EXPECT_EQ(model_from_hf_config(j, json(), "config.json").mlp, "gelu_tanh") << act;
+  }
+  EXPECT_EQ(model_from_hf_config(vit, json(), "config.json").mlp, "gelu");
   j = vit;
   j["id2label"] = {{"0", "a"}, {"2", "b"}};
   EXPECT_NE(error(j).find("id2label: '2'"), std::string::npos);
@@ -269,6 +275,9 @@ TEST(Hf, ExportRoundTrips) {
   c = ModelConfig{};
   c.mlp = "swiglu";
   EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.mlp"), std::string::npos);
+  c.mlp = "gelu_tanh";
+  EXPECT_EQ(hf_config_from_model(c)["hidden_act"], "gelu_pytorch_tanh");
+  EXPECT_EQ(model_from_hf_config(hf_config_from_model(c), json(), "config.json").mlp, "gelu_tanh");
   c.mlp = "gelu", c.num_classes = 0;
   EXPECT_NE(error_of([&] { hf_config_from_model(c); }).find("model.num_classes"), std::string::npos);
 }

@@ -123,6 +123,27 @@ TEST(ViT, ParameterCountIsSumOfNumelAndClosedForm) {
   }
 }
 
+// model.mlp gelu_tanh: fc2(gelu(fc1 x)) with GELU's tanh approximation, 0.5 z (1 + tanh(sqrt(2 /
+// pi) (z + 0.044715 z^3))), written out here in float64; the exact GELU's MLP differs from it.
+TEST(ViT, GeluTanhMlp) {
+  torch::NoGradGuard no_grad;
+  ModelConfig c;
+  c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.mlp = "gelu_tanh";
+  c.validate();
+  EXPECT_EQ(model_from_json(to_json(c)).mlp, "gelu_tanh");
+  ViT m(c);
+  m->to(torch::kDouble);
+  auto& mlp = m->blocks[0]->as<Block>()->mlp;
+  auto x = torch::randn({2, 5, 16}, torch::kDouble) * 2;
+  auto z = torch::addmm(mlp->fc1->bias, x.reshape({10, 16}), mlp->fc1->weight.t()).reshape({2, 5, 64});
+  auto h = 0.5 * z * (1 + torch::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z.pow(3))));
+  auto want = torch::matmul(h, mlp->fc2->weight.t()) + mlp->fc2->bias;
+  EXPECT_LE((mlp->forward(x) - want).abs().max().item<double>(), 1e-12);
+  mlp->kind = "gelu";  // the exact GELU: another function
+  EXPECT_GT((mlp->forward(x) - want).abs().max().item<double>(), 1e-6);
+  EXPECT_EQ(count_parameters(m).total, closed_form_params(c));
+}
+
 // The gated MLP is timm's SwiGLUPacked with SiLU: fc2(SiLU(a) * b) for fc1's output halves
 // [a, b] (float64); a model with num_classes 0 returns the pooled features (timm's Identity head),
 // a distilled one the mean of its class and distillation tokens.
@@ -141,7 +162,8 @@ TEST(ViT, SwigluMlpAndBackboneWithoutClassifier) {
   c.mlp_ratio = 21.0 / 16;  // fc1 21 wide: no halves
   EXPECT_NE(error_of([&] { c.validate(); }).find("even hidden width"), std::string::npos);
   c.mlp = "geglu";
-  EXPECT_NE(error_of([&] { c.validate(); }).find("model.mlp: 'geglu' is not one of gelu, swiglu"), std::string::npos);
+  EXPECT_NE(error_of([&] { c.validate(); }).find("model.mlp: 'geglu' is not one of gelu, gelu_tanh, swiglu"),
+            std::string::npos);
 
   c = ModelConfig{};
   c.dim = 16, c.depth = 1, c.heads = 2, c.image_size = 8, c.patch_size = 4, c.num_classes = 0;

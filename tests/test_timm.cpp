@@ -131,8 +131,24 @@ TEST(Timm, SwigluMlpByNameAndByModelArgs) {
                 .find("model_args.mlp_layer: 'SwiGLU' is not supported (Mlp, SwiGLUPacked)"),
             std::string::npos);
   j["model_args"]["mlp_layer"] = "Mlp", j["model_args"]["act_layer"] = "silu";
-  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); }).find("model_args.act_layer: 'silu'"),
+  EXPECT_NE(error_of([&] { model_from_timm_config(j, "c.json"); })
+                .find("model_args.act_layer: 'silu' is not supported with timm's Mlp (GELU, gelu_tanh)"),
             std::string::npos);
+}
+
+// GELU's tanh approximation (timm's act_layer 'gelu_tanh', class GELUTanh), read by either name
+// and written back by timm's string.
+TEST(Timm, GeluTanhByNameAndByClass) {
+  for (const char* act : {"gelu_tanh", "timm.layers.activations.GELUTanh"}) {
+    const json j{{"architecture", "vit_base_patch16_224"}, {"model_args", {{"act_layer", act}}}};
+    const ModelConfig c = model_from_timm_config(j, "config.json");
+    EXPECT_EQ(c.mlp, "gelu_tanh") << act;
+    EXPECT_EQ(c.mlp_hidden(), 3072) << act;
+    const json out = timm_config_from_model(c);
+    EXPECT_EQ(out["model_args"]["act_layer"], "gelu_tanh");
+    EXPECT_EQ(model_from_timm_config(out, "out.json").mlp, "gelu_tanh");
+  }
+  EXPECT_FALSE(timm_config_from_model(ModelConfig{})["model_args"].contains("act_layer"));
 }
 
 // A gated checkpoint whose config leaves the MLP out (as the hub's configs of such models do):

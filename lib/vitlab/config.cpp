@@ -148,7 +148,7 @@ void ModelConfig::validate() const {
   check(head_dim > 0 || dim % heads == 0, "model.heads",
         std::to_string(heads) + " does not divide model.dim=" + std::to_string(dim) + " (or set model.head_dim)");
   check(mlp_ratio > 0, "model.mlp_ratio", "must be positive");
-  check(one_of(mlp, {"gelu", "swiglu"}), "model.mlp", "'" + mlp + "' is not one of gelu, swiglu");
+  check(one_of(mlp, {"gelu", "gelu_tanh", "swiglu"}), "model.mlp", "'" + mlp + "' is not one of gelu, gelu_tanh, swiglu");
   check(mlp != "swiglu" || mlp_hidden() % 2 == 0, "model.mlp_ratio",
         "swiglu needs an even hidden width, model.dim * model.mlp_ratio = " + std::to_string(mlp_hidden()));
   check(one_of(pool, {"cls", "mean", "avgmax"}), "model.pool", "'" + pool + "' is not one of cls, mean, avgmax");

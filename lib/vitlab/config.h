@@ -30,9 +30,11 @@ struct ModelConfig {
   int heads = 4;
   int head_dim = 0;  // 0: dim / heads
   double mlp_ratio = 4.0;
-  // The MLP: "gelu" (fc1, GELU, fc2) or "swiglu" (timm's SwiGLUPacked with SiLU, as DINOv2's
-  // giant and the pathology ViTs built on it: fc1 gives 2 halves of mlp_hidden() / 2, the first
-  // gated by SiLU times the second, fc2 reads the product; Shazeer 2020, eq. 6).
+  // The MLP: "gelu" (fc1, the exact GELU, fc2), "gelu_tanh" (the same with GELU's tanh
+  // approximation, timm's act_layer 'gelu_tanh', as SigLIP's ViTs) or "swiglu" (timm's
+  // SwiGLUPacked with SiLU, as DINOv2's giant and the pathology ViTs built on it: fc1 gives 2
+  // halves of mlp_hidden() / 2, the first gated by SiLU times the second, fc2 reads the product;
+  // Shazeer 2020, eq. 6).
   std::string mlp = "gelu";
   bool qkv_bias = true;
   std::string pool = "cls";     // "cls" (class token), "mean" or "avgmax" (timm's: (mean + max) / 2)

@@ -96,8 +96,10 @@ ModelConfig model_from_hf_config(const json& j, const json& pre, const std::stri
     if (!readable.count(arch))
       fail(where, ": architectures: '", arch, "' is not an image classifier vitlab reads (", kVit, ", ", kDeit, ", ",
            kDeitTeacher, ")");
+    // transformers' names: the exact GELU, and two of its tanh approximation (the same formula).
     const std::string act = k.text("hidden_act", "gelu");
-    if (act != "gelu") fail(where, ": hidden_act: '", act, "' is not supported (gelu)");
+    if (act != "gelu" && act != "gelu_pytorch_tanh" && act != "gelu_new")
+      fail(where, ": hidden_act: '", act, "' is not supported (gelu, gelu_pytorch_tanh, gelu_new)");
 
     ModelConfig c;
     c.dim = k.integer("hidden_size", 768);
@@ -111,6 +113,7 @@ ModelConfig model_from_hf_config(const json& j, const json& pre, const std::stri
     c.in_chans = k.integer("num_channels", 3);
     c.qkv_bias = k.flag("qkv_bias", true);
     c.norm_eps = k.number("layer_norm_eps", 1e-12);
+    if (act != "gelu") c.mlp = "gelu_tanh";
     c.pool = "cls";
     c.dist_token = type == "deit";  // every DeiT carries it; WithTeacher also its head
     c.dist_head = arch == kDeitTeacher;
@@ -265,7 +268,7 @@ json hf_config_from_model(const ModelConfig& c) {
   if (c.head_dim > 0 && c.head_dim * c.heads != c.dim) refuse("head_dim", "transformers' head width is dim / heads");
   if (c.pool != "cls" || c.fc_norm) refuse("pool", "transformers' classifiers read the class token after the final norm");
   if (c.layer_scale > 0) refuse("layer_scale", "transformers' ViT has no LayerScale");
-  if (c.mlp != "gelu") refuse("mlp", "transformers' ViT MLP is fc, GELU, fc");
+  if (c.mlp == "swiglu") refuse("mlp", "transformers' ViT MLP is fc, GELU, fc");
   if (c.num_classes == 0) refuse("num_classes", "0 is a backbone, and vitlab writes transformers' image classifiers");
   if (c.reg_tokens > 0 || c.no_embed_class) refuse("reg_tokens", "transformers' ViT has no register tokens");
   if (c.dist_token && !c.dist_head) refuse("dist_head", "vitlab writes DeiT with its teacher head");
@@ -281,7 +284,7 @@ json hf_config_from_model(const ModelConfig& c) {
               {"num_hidden_layers", c.depth},
               {"num_attention_heads", c.heads},
               {"intermediate_size", c.mlp_hidden()},
-              {"hidden_act", "gelu"},
+              {"hidden_act", c.mlp == "gelu_tanh" ? "gelu_pytorch_tanh" : "gelu"},
               {"hidden_dropout_prob", 0.0},
               {"attention_probs_dropout_prob", 0.0},
               {"initializer_range", 0.02},

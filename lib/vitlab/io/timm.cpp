@@ -124,8 +124,9 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
         else fail(where, ": ", k, ": ", dump_json(v), " is not supported by vitlab's ViT");
       }
     }
-    // The MLP: timm's Mlp with GELU (its defaults), or SwiGLUPacked gated by SiLU. A class is
-    // known by its last name, in any case ("timm.layers.SwiGLUPacked", "torch.nn.SiLU", "silu").
+    // The MLP: timm's Mlp with GELU (its defaults) or with GELU's tanh approximation ('gelu_tanh',
+    // class GELUTanh), or SwiGLUPacked gated by SiLU. A class is known by its last name, in any
+    // case ("timm.layers.SwiGLUPacked", "torch.nn.SiLU", "silu").
     auto known = [](const std::optional<std::string>& name, const std::string& fallback) {
       std::string n = name ? name->substr(name->rfind('.') + 1) : fallback;
       std::transform(n.begin(), n.end(), n.begin(), [](unsigned char ch) { return std::tolower(ch); });
@@ -139,8 +140,10 @@ ModelConfig model_from_timm_config(const json& j, const std::string& where) {
       c.mlp = "swiglu";
     } else if (mlp != "mlp") {
       fail(where, ": model_args.mlp_layer: '", *mlp_layer, "' is not supported (Mlp, SwiGLUPacked)");
+    } else if (act == "gelu_tanh" || act == "gelutanh") {
+      c.mlp = "gelu_tanh";
     } else if (act != "gelu") {
-      fail(where, ": model_args.act_layer: '", *act_layer, "' is not supported with timm's Mlp (GELU)");
+      fail(where, ": model_args.act_layer: '", *act_layer, "' is not supported with timm's Mlp (GELU, gelu_tanh)");
     }
     if (pool == "token") {
       c.pool = "cls";
@@ -211,6 +214,7 @@ json timm_config_from_model(const ModelConfig& c) {
                   {"init_values", c.layer_scale > 0 ? json(c.layer_scale) : json(nullptr)},
                   {"reg_tokens", c.reg_tokens},   {"no_embed_class", c.no_embed_class}};
   if (c.mlp == "swiglu") model_args["mlp_layer"] = "SwiGLUPacked", model_args["act_layer"] = "silu";
+  if (c.mlp == "gelu_tanh") model_args["act_layer"] = "gelu_tanh";
   json pretrained{{"input_size", {c.in_chans, c.image_size, c.image_size}},
                   {"fixed_input_size", true},
                   {"interpolation", "bilinear"},

@@ -30,14 +30,16 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   return linear(patches, proj->weight.flatten(1), proj->bias, /*gelu=*/false);  // (B, N, d)
 }
 
-MlpImpl::MlpImpl(const ModelConfig& c) : swiglu(c.mlp == "swiglu") {
+MlpImpl::MlpImpl(const ModelConfig& c) : kind(c.mlp) {
   fc1 = register_module("fc1", Linear(c.dim, c.mlp_hidden()));
   fc2 = register_module("fc2", Linear(c.mlp_inner(), c.dim));
   drop = register_module("drop", torch::nn::Dropout(c.drop_rate));
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  if (!swiglu) return drop(fc2(drop(fc1->forward_gelu(x))));
+  if (kind == "gelu") return drop(fc2(drop(fc1->forward_gelu(x))));  // GELU fused into fc1's backward
+  // 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))) (Hendrycks and Gimpel 2016, sec. 2)
+  if (kind == "gelu_tanh") return drop(fc2(drop(torch::gelu(fc1(x), "tanh"))));
   auto halves = fc1(x).chunk(2, -1);  // 2 x (B, N, h/2): the gate first, as timm's SwiGLUPacked
   return drop(fc2(drop(torch::silu(halves[0]) * halves[1])));
 }

@@ -18,14 +18,15 @@ class PatchEmbedImpl : public torch::nn::Module {
 };
 TORCH_MODULE(PatchEmbed);
 
-// fc2(act(fc1(x))): GELU, or with `swiglu` SiLU(a) * b of fc1's two halves (config.h: mlp).
+// fc2(act(fc1(x))): the exact GELU, its tanh approximation, or SiLU(a) * b of fc1's two halves
+// (config.h: mlp).
 class MlpImpl : public torch::nn::Module {
  public:
   MlpImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& x);
   Linear fc1{nullptr}, fc2{nullptr};
   torch::nn::Dropout drop{nullptr};
-  bool swiglu = false;
+  std::string kind;  // model.mlp
 };
 TORCH_MODULE(Mlp);
 

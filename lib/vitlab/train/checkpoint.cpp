@@ -123,7 +123,7 @@ void load_weights(ViT& model, const std::string& path, bool fine_tune) {
     // fc2 reading half of fc1's outputs is a gated MLP, which a timm config.json often leaves
     // out (its users pass mlp_layer=SwiGLUPacked, act_layer=nn.SiLU to timm.create_model).
     const bool gated = name.size() > 14 && name.compare(name.size() - 14, 14, "mlp.fc2.weight") == 0 &&
-                       model->cfg.mlp == "gelu" && value.dim() == 2 && t.dim() == 2 && 2 * value.size(1) == t.size(1);
+                       model->cfg.mlp != "swiglu" && value.dim() == 2 && t.dim() == 2 && 2 * value.size(1) == t.size(1);
     if (value.sizes() != t.sizes())
       fail(path, ": tensor '", name, "' has shape ", value.sizes(), " but the model config needs ", t.sizes(),
            gated ? ": a gated MLP (timm's SwiGLUPacked), which the config does not name; add \"mlp_layer\": "
