@@ -16,7 +16,8 @@ HoldOut stratified_holdout(const torch::Tensor& labels, double val_size, uint64_
   const int64_t* y = lab.data_ptr<int64_t>();
   const int64_t total = val_size >= 1 ? static_cast<int64_t>(val_size) : std::llround(val_size * n);
   if (total >= n)
-    fail("data.val_size: ", val_size, " holds out ", total, " of the ", n, " training images and leaves none to train on");
+    fail("data.val_size: ", val_size, " holds out ", total, " of the ", n, " training images and leaves none to train on",
+         val_size >= 1 ? " (a fraction such as 0.1 holds out that share of any data)" : "");
 
   // Members of each class, in split order.
   const int64_t classes = n ? *std::max_element(y, y + n) + 1 : 0;
