@@ -90,6 +90,12 @@ TINY = {
                               act_layer=torch.nn.SiLU),
                          dict(crop_pct=0.9, interpolation="bicubic"),
                          torch.bfloat16, None, False),
+    # GELU's tanh approximation (act_layer 'gelu_tanh', as SigLIP's ViTs), named by timm's string.
+    "gelu_tanh_f32": ("vit_base_patch16_224",
+                      dict(img_size=32, patch_size=8, embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0,
+                           num_classes=3, act_layer="gelu_tanh"),
+                      dict(crop_pct=1.0, interpolation="bicubic"),
+                      torch.float32, None, False),
 }
 LARGE = {
     "vit_tiny_patch16_224": ("vit_tiny_patch16_224", dict(num_classes=1000), dict(), torch.float32, 384, False),
@@ -159,9 +165,10 @@ def build(arch, args, overlay, img_size=None):
 
 
 def json_args(args):
-    """model_args as a config.json names them: timm's classes by their import paths."""
+    """model_args as a config.json names them: timm's classes by their import paths (a name
+    timm already takes as a string stays one)."""
     names = {SwiGLUPacked: "timm.layers.SwiGLUPacked", torch.nn.SiLU: "torch.nn.SiLU"}
-    return {k: names[v] if k in ("mlp_layer", "act_layer") else v for k, v in args.items()}
+    return {k: names.get(v, v) if k in ("mlp_layer", "act_layer") else v for k, v in args.items()}
 
 
 def hub_config(model, arch, args):
