@@ -12,6 +12,18 @@
 #include "vitlab/results/run_record.h"
 #include "vitlab/train/distributed.h"
 
+// A streamed loader's threads' time by phase (loader_ms_per_step / _batch), on one line under its
+// figure; nothing for batches from memory.
+static void print_loader_phases(const vitlab::json& phases, const char* per) {
+  std::string line;
+  for (const auto& [name, ms] : phases.items()) {
+    char value[32];
+    std::snprintf(value, sizeof value, " %.1f", ms.get<double>());
+    line += (line.empty() ? "" : ", ") + name + value;
+  }
+  if (!line.empty()) std::printf("    its loader's threads, %s by phase (summed over threads): %s\n", per, line.c_str());
+}
+
 int main(int argc, char** argv) {
   vitlab::prefer_passive_openmp(argv);
   CLI::App app{"Measure train and inference img/s, peak memory and MFU of model configs on synthetic data "
@@ -84,8 +96,10 @@ int main(int argc, char** argv) {
       vitlab::json r = vitlab::bench_pipeline(cfg, dev, pipeline_batches, o.warmup_steps);
       std::printf("%-16s %12s   (%s, %d decode workers, batch %d)\n", "loader", "img/s", cfg.data.spec.c_str(),
                   cfg.data.workers, cfg.train.batch_size);
-      for (const char* phase : {"train", "train_augmented", "eval"})
+      for (const char* phase : {"train", "train_augmented", "eval"}) {
         std::printf("%-16s %12.0f\n", phase, r[phase]["images_per_s"].get<double>());
+        print_loader_phases(r[phase]["loader_ms_per_batch"], "ms a batch");
+      }
       if (!out.empty()) {
         vitlab::json record{{"schema", "vitlab.bench_pipeline/1"}, {"created", vitlab::utc_timestamp()},
                             {"git_commit", vitlab::git_commit()}, {"host", vitlab::host_record(dev, n_threads)},
@@ -135,13 +149,7 @@ int main(int argc, char** argv) {
         std::printf("%-48s %10s %9s %10.0f %6.2fx   (fed from %s; waiting for data %.1f%% of the time)\n",
                     "  the same fed from --data", "", "", f["images_per_s"].get<double>(), f["vs_synthetic"].get<double>(),
                     data.c_str(), 100 * f["data_wait_fraction"].get<double>());
-        std::string phases;
-        for (const auto& [name, ms] : f["loader_ms_per_step"].items()) {
-          char value[32];
-          std::snprintf(value, sizeof value, " %.1f", ms.get<double>());
-          phases += (phases.empty() ? "" : ", ") + name + value;
-        }
-        if (!phases.empty()) std::printf("    its loader's threads, ms a step by phase (summed over threads): %s\n", phases.c_str());
+        print_loader_phases(f["loader_ms_per_step"], "ms a step");
       }
       std::fflush(stdout);
     }

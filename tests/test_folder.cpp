@@ -395,7 +395,8 @@ TEST(Folder, TrainResumeAndEvaluateByClassName) {
 }
 
 // vit_bench --pipeline: the training loader alone, with the step's augmentation (here
-// RandAugment, colour jitter and random erasing), and the evaluation loader, each timed.
+// RandAugment, colour jitter and random erasing), and the evaluation loader, each timed, with
+// where the loader's workers spent each batch.
 TEST(Folder, PipelineBenchTimesEveryLoader) {
   TempDir dir;
   write_folder(dir / "data/train", {"a", "b"}, 24, 20, /*colour=*/true);
@@ -412,7 +413,11 @@ TEST(Folder, PipelineBenchTimesEveryLoader) {
   for (const char* phase : {"train", "train_augmented", "eval"}) {
     EXPECT_EQ(r[phase]["batches"], 3) << phase;
     EXPECT_GT(r[phase]["images_per_s"].get<double>(), 0) << phase;
+    const json& ms = r[phase]["loader_ms_per_batch"];
+    EXPECT_EQ(ms.size(), 3u) << phase << " " << ms.dump();
+    EXPECT_GT(ms["workers.decode"].get<double>(), 0) << phase;
   }
+  EXPECT_NE(out.text.find("ms a batch by phase (summed over threads): workers.decode "), std::string::npos) << out.text;
   EXPECT_NE(out.text.find("train_augmented"), std::string::npos) << out.text;
 }
 

@@ -34,15 +34,6 @@ std::vector<double> timed_windows(const std::function<void()>& step, const Bench
   return rates;
 }
 
-// Adds `p` into `acc` phase by phase (by name; a new name goes at the end).
-void add_phases(PhaseSeconds& acc, const PhaseSeconds& p, double sign = 1) {
-  for (const auto& [name, seconds] : p) {
-    auto it = std::find_if(acc.begin(), acc.end(), [&](const auto& a) { return a.first == name; });
-    if (it == acc.end()) it = acc.insert(acc.end(), {name, 0.0});
-    it->second += sign * seconds;
-  }
-}
-
 // Training batches from a dataset's training split, epoch after epoch, in the trainer's order
 // and with its loader; counts the host time spent waiting for them, and the loaders' threads'
 // time by phase.

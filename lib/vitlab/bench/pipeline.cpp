@@ -39,8 +39,12 @@ json time_loader(const Dataset& d, const LoaderOptions& options, int64_t batch, 
   }
   synchronize(options.device);
   const double secs = seconds_since(t0);
+  // The loader's threads' time a batch, by phase, over every batch it made: it works a few
+  // batches ahead, so the warm-up's time holds some of the timed batches' work.
+  json phases = json::object();
+  for (const auto& [name, seconds] : loader->phases()) phases[name] = 1e3 * seconds / (warmup + batches);
   return {{"images_per_s", batches * batch / secs}, {"batches", batches}, {"batch_size", batch},
-          {"seconds", secs}, {"label_sum", checksum}};
+          {"seconds", secs}, {"label_sum", checksum}, {"loader_ms_per_batch", phases}};
 }
 
 }  // namespace

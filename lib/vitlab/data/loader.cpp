@@ -30,6 +30,14 @@ class MemoryLoader : public Loader {
 
 }  // namespace
 
+void add_phases(PhaseSeconds& acc, const PhaseSeconds& p, double sign) {
+  for (const auto& [name, seconds] : p) {
+    auto it = std::find_if(acc.begin(), acc.end(), [&](const auto& a) { return a.first == name; });
+    if (it == acc.end()) it = acc.insert(acc.end(), {name, 0.0});
+    it->second += sign * seconds;
+  }
+}
+
 EpochPlan::EpochPlan(const Dataset& data, const torch::Tensor& order, int64_t batch, bool drop_last) : batch_(batch) {
   auto o = order.to(torch::kCPU, torch::kLong).contiguous();
   order_.assign(o.data_ptr<int64_t>(), o.data_ptr<int64_t>() + o.numel());

@@ -68,6 +68,9 @@ class PhaseClock {
   std::vector<std::atomic<int64_t>> ns_;  // value-initialised: zero
 };
 
+// acc += sign * p, phase by phase (matched by name; a new name goes at the end).
+void add_phases(PhaseSeconds& acc, const PhaseSeconds& p, double sign = 1);
+
 class Loader {
  public:
   virtual ~Loader() = default;
