@@ -114,7 +114,9 @@ fi
 # Issue 21's measurement, repeated: vit_small p16 224's step fed by a generated folder of JPEGs
 # (experiments/data_pipeline) against the same step in memory, graphed and eager alternately,
 # FED_RUNS times each (default 3), for each data.hw_decoder_load in FED_HW_LOADS (default "1"),
-# each run's JSON and log into $OUT/fed.tar.gz. A run still going after 60 s (two eager runs in
+# each run's JSON and log into $OUT/fed.tar.gz (FED_TAG=x: runs named ..._x and $OUT/fed_x.tar.gz,
+# so that one call can repeat the stage under another environment, e.g.
+# CUDA_DEVICE_MAX_CONNECTIONS). vit_bench prints where the loader's threads spend each step. A run still going after 60 s (two eager runs in
 # ten hung so far) is stopped after cuda-gdb has written every thread's backtrace beside them
 # (hang_*.txt).
 if has fed; then
@@ -122,13 +124,14 @@ if has fed; then
   [[ -d $folder ]] || python3 experiments/data_pipeline/make_jpeg_folder.py $folder --train 20000 --val 100 --jobs "$(nproc)"
   # The runs write under /tmp and the tar in $OUT is remade after each, so a call cut short
   # still brings back, in one file, what finished (a call returns at most 8 files).
-  fed=/tmp/fed-out/fed
+  tag=${FED_TAG:+_$FED_TAG}
+  fed=/tmp/fed-out/fed$tag
   rm -rf /tmp/fed-out && mkdir -p "$fed"
-  pack_fed() { tar czf "$OUT/fed.tar.gz" -C /tmp/fed-out fed; }
+  pack_fed() { tar czf "$OUT/fed$tag.tar.gz" -C /tmp/fed-out "fed$tag"; }
   for i in $(seq "${FED_RUNS:-3}"); do
     for hw in ${FED_HW_LOADS:-1}; do  # data.hw_decoder_load: the share on the hardware decoder
       for mode in graphed eager; do
-        run=${mode}_hw${hw}_$i
+        run=${mode}_hw${hw}${tag}_$i
         flags=(--set data.hw_decoder_load=$hw); [[ $mode == eager ]] && flags+=(--set train.cuda_graph=false)
         ./build-gpu/apps/vit_bench --config experiments/data_pipeline/train_small_224.json --data folder:$folder \
           --mode train --device cuda "${flags[@]}" --json "$fed/$run.json" > "$fed/$run.log" 2>&1 &
@@ -140,7 +143,7 @@ if has fed; then
           echo "fed: $run hung; backtraces in fed/hang_$run.txt"
         fi
         wait $pid 2>/dev/null || true
-        grep -h "the same fed" "$fed/$run.log" | tr -s ' ' | sed "s/^/fed: $run:/" || true
+        grep -hE "the same fed|by phase" "$fed/$run.log" | tr -s ' ' | sed "s/^/fed: $run:/" || true
         pack_fed
       done
     done
