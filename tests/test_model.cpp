@@ -450,7 +450,7 @@ TEST(Linear, FusedBiasGradEqualsLibTorch) {
   torch::manual_seed(0);
   const auto f32 = torch::TensorOptions().device(torch::kCUDA);
   for (int64_t N : {384, 1536, 100}) {
-    for (bool gelu : {false, true}) {
+    for (Gelu gelu : {Gelu::kNone, Gelu::kExact, Gelu::kTanh}) {
       const int64_t K = 192;
       const auto x0 = torch::randn({8, 197, K}, f32), w0 = torch::randn({N, K}, f32) * 0.1,
                  b0 = torch::randn({N}, f32), r = torch::randn({8, 197, N}, f32);
@@ -467,7 +467,8 @@ TEST(Linear, FusedBiasGradEqualsLibTorch) {
         (outs[fused].to(torch::kFloat) * r).sum().backward();
         grads[fused] = {x.grad(), w.grad(), b.grad()};
       }
-      const std::string at = "N " + std::to_string(N) + (gelu ? " gelu" : "");
+      const std::string at =
+          "N " + std::to_string(N) + (gelu == Gelu::kExact ? " gelu" : gelu == Gelu::kTanh ? " gelu_tanh" : "");
       EXPECT_EQ(node.find("LinearBiasGrad") != std::string::npos, N % 8 == 0) << at << ": " << node;
       EXPECT_TRUE(torch::equal(outs[1], outs[0])) << at;  // the same product and GELU
       const char* names[] = {"x", "weight", "bias"};

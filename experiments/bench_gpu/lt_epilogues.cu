@@ -274,7 +274,7 @@ int main(int argc, char** argv) {
   const Matmul bwd_fused = planned(dgrad(CUBLASLT_EPILOGUE_DGELU_BGRAD, CUDA_R_16BF, M, db_fused, Z), "dH with DGELU_BGRAD");
   const double t_bwd_now = time_ms([&] {
     bwd_plain.run(W2, dY, dH, stream);
-    vitlab::kernels::gelu_backward_column_sum_bf16(dH, Z, dZ, partial, db, M, F, sms, stream);
+    vitlab::kernels::gelu_backward_column_sum_bf16(dH, Z, dZ, partial, db, M, F, /*tanh=*/false, sms, stream);
   });
   const double t_bwd_product = time_ms([&] { bwd_plain.run(W2, dY, dH, stream); });
   const double t_bwd_fused = time_ms([&] { bwd_fused.run(W2, dY, dZf, stream); });

@@ -61,7 +61,7 @@ torch::Tensor TuckerImpl::combine(const torch::Tensor& o) {
   auto z = torch::einsum("bhnv,hvo->bno", {o, Nm});      // (B, h, N, r_v) -> (B, N, r_o)
   // z U_o^T + bias (B, N, d): the bias in the product's epilogue, its gradient from the
   // column-sum kernel when training in bf16 on CUDA (layers/linear.h).
-  return vitlab::linear(z, U_o, bias, /*gelu=*/false);
+  return vitlab::linear(z, U_o, bias, Gelu::kNone);
 }
 
 int64_t TuckerImpl::parameter_count() const {

@@ -62,6 +62,9 @@ __device__ inline Bf16x8 store8(bf16* p, const Bf16x8& x) {
   return rounded;
 }
 
+// What the column sum reads: dY, or dh and z of a GELU (exact or tanh) whose dz it writes and sums.
+enum Form { kPlain, kGeluExact, kGeluTanh };
+
 // d/dz gelu(z) = Phi(z) + z phi(z), in PyTorch's GeluBackward's order of operations (float32).
 __device__ inline float gelu_grad(float dh, float z) {
   constexpr float kAlpha = static_cast<float>(M_SQRT1_2);
@@ -71,10 +74,22 @@ __device__ inline float gelu_grad(float dh, float z) {
   return dh * (cdf + z * pdf);
 }
 
-// kGelu false: sums `a` (dY) by column. kGelu true: `a` is dh, `z` gelu's input; writes
+// The derivative of the tanh approximation 0.5 z (1 + tanh(u)), u = sqrt(2 / pi) (z + 0.044715 z^3):
+// 0.5 (1 + tanh u) + 0.5 z (1 - tanh^2 u) sqrt(2 / pi) (1 + 3 * 0.044715 z^2), in PyTorch's
+// GeluBackward's order of operations (float32).
+__device__ inline float gelu_tanh_grad(float dh, float z) {
+  constexpr float kBeta = static_cast<float>(M_SQRT2 * M_2_SQRTPI * 0.5);
+  constexpr float kKappa = 0.044715f;
+  const float z_sq = z * z, inner = kBeta * (z + kKappa * (z_sq * z)), t = tanhf(inner);
+  const float left = 0.5f * z, left_derivative = 0.5f * (1.0f + t);
+  const float right_derivative = left * (1.0f - t * t) * (kBeta * (1.0f + 3.0f * kKappa * z_sq));
+  return dh * (left_derivative + right_derivative);
+}
+
+// kForm kPlain: sums `a` (dY) by column. Otherwise `a` is dh, `z` the GELU's input; writes
 // dz = dh * gelu'(z) and sums the bf16 dz it wrote (the numbers a separate sum would read).
 // The teams' sums meet in shared memory, in team order; each block writes one partial row.
-template <bool kGelu, int kUnroll, int kThreads, int kPerSm>
+template <int kForm, int kUnroll, int kThreads, int kPerSm>
 __global__ void __launch_bounds__(kThreads, kPerSm)
     column_sum(const bf16* __restrict__ a, const bf16* __restrict__ z, bf16* __restrict__ dz,
                float* __restrict__ partial, int64_t M, int64_t N) {
@@ -90,16 +105,17 @@ __global__ void __launch_bounds__(kThreads, kPerSm)
       const int64_t r = row + u * stride;
       if (r < M) {
         x[u] = load8(a + r * N + col);
-        if constexpr (kGelu) zz[u] = load8(z + r * N + col);
+        if constexpr (kForm != kPlain) zz[u] = load8(z + r * N + col);
       }
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int64_t r = row + u * stride;
       if (r >= M) break;
-      if constexpr (kGelu) {
+      if constexpr (kForm != kPlain) {
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) x[u].v[k] = gelu_grad(x[u].v[k], zz[u].v[k]);
+        for (int k = 0; k < kVec; ++k)
+          x[u].v[k] = kForm == kGeluTanh ? gelu_tanh_grad(x[u].v[k], zz[u].v[k]) : gelu_grad(x[u].v[k], zz[u].v[k]);
         x[u] = store8(dz + r * N + col, x[u]);
       }
 #pragma unroll
@@ -123,12 +139,12 @@ int blocks_of(int64_t M, int64_t N, int sm_count, const Shape& shape) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(int64_t{sm_count} * shape.per_sm, needed)));
 }
 
-template <bool kGelu, const Shape& kShape>
+template <int kForm, const Shape& kShape>
 void launch(const void* a, const void* z, void* dz, float* partial, float* out, int64_t M, int64_t N, int sm_count,
             cudaStream_t stream) {
   const int teams = teams_of(N, kShape), blocks = blocks_of(M, N, sm_count, kShape);
   const size_t shared = sizeof(float) * teams * N;
-  column_sum<kGelu, kShape.unroll, kShape.threads, kShape.per_sm><<<blocks, teams * slots_of(N), shared, stream>>>(
+  column_sum<kForm, kShape.unroll, kShape.threads, kShape.per_sm><<<blocks, teams * slots_of(N), shared, stream>>>(
       static_cast<const bf16*>(a), static_cast<const bf16*>(z), static_cast<bf16*>(dz), partial, M, N);
   launch_sum_rows(partial, out, blocks, N, stream);
 }
@@ -145,12 +161,13 @@ int bias_grad_partial_rows(int64_t M, int64_t N, int sm_count, bool gelu) {
 
 void column_sum_bf16(const void* dy, float* partial, float* out, int64_t M, int64_t N, int sm_count,
                      cudaStream_t stream) {
-  launch<false, kSum>(dy, nullptr, nullptr, partial, out, M, N, sm_count, stream);
+  launch<kPlain, kSum>(dy, nullptr, nullptr, partial, out, M, N, sm_count, stream);
 }
 
 void gelu_backward_column_sum_bf16(const void* dh, const void* z, void* dz, float* partial, float* out, int64_t M,
-                                   int64_t N, int sm_count, cudaStream_t stream) {
-  launch<true, kGeluShape>(dh, z, dz, partial, out, M, N, sm_count, stream);
+                                   int64_t N, bool tanh, int sm_count, cudaStream_t stream) {
+  if (tanh) launch<kGeluTanh, kGeluShape>(dh, z, dz, partial, out, M, N, sm_count, stream);
+  else launch<kGeluExact, kGeluShape>(dh, z, dz, partial, out, M, N, sm_count, stream);
 }
 
 }  // namespace vitlab::kernels

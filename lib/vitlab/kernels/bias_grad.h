@@ -24,10 +24,10 @@ int bias_grad_partial_rows(int64_t M, int64_t N, int sm_count, bool gelu);
 void column_sum_bf16(const void* dy, float* partial, float* out, int64_t M, int64_t N, int sm_count,
                      cudaStream_t stream);
 
-// h = gelu(z) (the exact, erf form): given dh and z (bf16, M x N), dz = dh * gelu'(z) in bf16
-// (PyTorch's GeluBackward, in float32, rounded once) and out = the column sums of that dz.
-// `partial`: bias_grad_partial_rows(M, N, sm_count, true) x N floats.
+// h = gelu(z) (the exact, erf form; with `tanh` its tanh approximation): given dh and z (bf16,
+// M x N), dz = dh * gelu'(z) in bf16 (PyTorch's GeluBackward, in float32, rounded once) and
+// out = the column sums of that dz. `partial`: bias_grad_partial_rows(M, N, sm_count, true) x N floats.
 void gelu_backward_column_sum_bf16(const void* dh, const void* z, void* dz, float* partial, float* out, int64_t M,
-                                   int64_t N, int sm_count, cudaStream_t stream);
+                                   int64_t N, bool tanh, int sm_count, cudaStream_t stream);
 
 }  // namespace vitlab::kernels

@@ -12,9 +12,12 @@
 namespace vitlab {
 namespace {
 
-torch::Tensor linear_then_gelu(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, bool gelu) {
-  auto z = torch::linear(x, w, b);
-  return gelu ? torch::gelu(z) : z;
+torch::Tensor apply_gelu(const torch::Tensor& z, Gelu gelu) {
+  return gelu == Gelu::kNone ? z : torch::gelu(z, gelu == Gelu::kTanh ? "tanh" : "none");
+}
+
+torch::Tensor linear_then_gelu(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b, Gelu gelu) {
+  return apply_gelu(torch::linear(x, w, b), gelu);
 }
 
 }  // namespace
@@ -28,26 +31,28 @@ bool aligned16(const torch::Tensor& t) { return reinterpret_cast<std::uintptr_t>
 
 // Input x (..., K) in bf16, weight (N, K) and bias (N) in their own dtype (float32 for a float32
 // model under autocast) and their bf16 casts, made outside autograd; output z = x W^T + b or
-// gelu(z). The product reads the casts, and the weight's and the bias's gradients leave in their
-// own dtype straight from float32 sums.
+// gelu(z) (`gelu`: a Gelu as an integer). The product reads the casts, and the weight's and the
+// bias's gradients leave in their own dtype straight from float32 sums.
 class LinearBiasGrad : public torch::autograd::Function<LinearBiasGrad> {
  public:
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                                 const torch::Tensor& w, const torch::Tensor& b,
-                                                const torch::Tensor& w_bf16, const torch::Tensor& b_bf16, bool gelu) {
+                                                const torch::Tensor& w_bf16, const torch::Tensor& b_bf16, int64_t gelu) {
     auto z = torch::linear(x, w_bf16, b_bf16);  // (..., N)
-    ctx->save_for_backward({x, w_bf16, gelu ? z : torch::Tensor()});
+    const Gelu form = static_cast<Gelu>(gelu);
+    ctx->save_for_backward({x, w_bf16, form != Gelu::kNone ? z : torch::Tensor()});
     ctx->saved_data["gelu"] = gelu;
     ctx->saved_data["weight_dtype"] = w.scalar_type();
     ctx->saved_data["bias_dtype"] = b.scalar_type();
-    return {gelu ? torch::gelu(z) : z};
+    return {apply_gelu(z, form)};
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto saved = ctx->get_saved_variables();
     const torch::Tensor &x = saved[0], &w = saved[1], &z = saved[2];  // w: the bf16 weight
-    const bool gelu = ctx->saved_data["gelu"].toBool();
+    const Gelu form = static_cast<Gelu>(ctx->saved_data["gelu"].toInt());
+    const bool gelu = form != Gelu::kNone;
     const int64_t N = w.size(0), K = w.size(1);
     auto g = grads[0].reshape({-1, N}).contiguous();  // (M, N): dZ, or dH before the GELU
     if (!aligned16(g)) g = g.clone();
@@ -58,7 +63,7 @@ class LinearBiasGrad : public torch::autograd::Function<LinearBiasGrad> {
     if (gelu) {
       auto dz = torch::empty_like(g);  // (M, N)
       kernels::gelu_backward_column_sum_bf16(g.data_ptr(), z.data_ptr(), dz.data_ptr(), partial.data_ptr<float>(),
-                                             gb.data_ptr<float>(), M, N, sm_count(), stream());
+                                             gb.data_ptr<float>(), M, N, form == Gelu::kTanh, sm_count(), stream());
       g = dz;
     } else {
       kernels::column_sum_bf16(g.data_ptr(), partial.data_ptr<float>(), gb.data_ptr<float>(), M, N, sm_count(),
@@ -96,7 +101,7 @@ bool may_read_copy(const torch::Tensor& weight, const torch::Tensor& bias, const
 
 bool fused_bias_grad_built() { return true; }
 
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool gelu,
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, Gelu gelu,
                      bool fused, const Bf16Copy& copy) {
   if (fused && fusable(x, weight, bias)) {
     auto bf16 = [](const torch::Tensor& t, const torch::Tensor& lent) {
@@ -105,7 +110,7 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const 
       return t.to(torch::kBFloat16);
     };
     return LinearBiasGrad::apply(x.to(torch::kBFloat16), weight, bias, bf16(weight, copy.weight),
-                                 bf16(bias, copy.bias), gelu)[0];
+                                 bf16(bias, copy.bias), static_cast<int64_t>(gelu))[0];
   }
   if (may_read_copy(weight, bias, copy)) return linear_then_gelu(x, copy.weight, copy.bias, gelu);
   return linear_then_gelu(x, weight, bias, gelu);
@@ -139,7 +144,7 @@ LentBf16Weights::LentBf16Weights(torch::nn::Module& model, const torch::Tensor& 
 
 bool fused_bias_grad_built() { return false; }
 
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool gelu,
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, Gelu gelu,
                      bool, const Bf16Copy&) {
   return linear_then_gelu(x, weight, bias, gelu);
 }

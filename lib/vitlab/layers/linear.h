@@ -10,8 +10,8 @@
 // out: the same two matrix products autograd runs for dX and dW, dW written in float32 straight
 // from the product's float32 sums (autocast rounds it to bf16 and casts it back, a kernel per
 // weight), and the bias gradient from a column-sum kernel that reads dY near full bandwidth and
-// sums in float32; in forward_gelu that sum is taken inside the GELU backward. The forward and
-// dX are unchanged.
+// sums in float32; in forward_gelu that sum is taken inside the GELU backward (the exact GELU
+// or its tanh approximation). The forward and dX are unchanged.
 #include <torch/torch.h>
 
 #include <vector>
@@ -26,17 +26,23 @@ struct Bf16Copy {
   torch::Tensor weight, bias;
 };
 
-// x W^T + b, then the exact GELU when `gelu`. `fused` false forces LibTorch's autograd (tests
-// compare the two). `copy`: bf16 casts of weight and bias, read instead of casting them here
-// where the product runs in bf16 (the gradient still reaches weight and bias).
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool gelu,
+// The GELU a Linear's output may go through inside linear(): none, the exact (erf) form, or its
+// tanh approximation (model.mlp gelu_tanh).
+enum class Gelu { kNone, kExact, kTanh };
+
+// x W^T + b, then `gelu`. `fused` false forces LibTorch's autograd (tests compare the two).
+// `copy`: bf16 casts of weight and bias, read instead of casting them here where the product
+// runs in bf16 (the gradient still reaches weight and bias).
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, Gelu gelu,
                      bool fused = true, const Bf16Copy& copy = {});
 
 class LinearImpl : public torch::nn::LinearImpl {
  public:
   using torch::nn::LinearImpl::LinearImpl;
-  torch::Tensor forward(const torch::Tensor& x) { return vitlab::linear(x, weight, bias, false, true, lent); }
-  torch::Tensor forward_gelu(const torch::Tensor& x) { return vitlab::linear(x, weight, bias, true, true, lent); }
+  torch::Tensor forward(const torch::Tensor& x) { return vitlab::linear(x, weight, bias, Gelu::kNone, true, lent); }
+  torch::Tensor forward_gelu(const torch::Tensor& x, Gelu form = Gelu::kExact) {
+    return vitlab::linear(x, weight, bias, form, true, lent);
+  }
   Bf16Copy lent;  // set only while a LentBf16Weights is alive
 };
 TORCH_MODULE(Linear);

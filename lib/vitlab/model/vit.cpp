@@ -27,7 +27,7 @@ torch::Tensor PatchEmbedImpl::forward(const torch::Tensor& x) {
   const auto xc = compat::autocast_bf16_enabled(x.device().type()) ? x.to(torch::kBFloat16) : x;
   auto patches = xc.reshape({B, C, gh, p, gw, p}).permute({0, 2, 4, 1, 3, 5})  // (B, gh, gw, C, p, p)
                      .reshape({B, gh * gw, C * p * p});                          // (B, N, C p p)
-  return linear(patches, proj->weight.flatten(1), proj->bias, /*gelu=*/false);  // (B, N, d)
+  return linear(patches, proj->weight.flatten(1), proj->bias, Gelu::kNone);  // (B, N, d)
 }
 
 MlpImpl::MlpImpl(const ModelConfig& c) : kind(c.mlp) {
@@ -37,9 +37,10 @@ MlpImpl::MlpImpl(const ModelConfig& c) : kind(c.mlp) {
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  if (kind == "gelu") return drop(fc2(drop(fc1->forward_gelu(x))));  // GELU fused into fc1's backward
-  // 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))) (Hendrycks and Gimpel 2016, sec. 2)
-  if (kind == "gelu_tanh") return drop(fc2(drop(torch::gelu(fc1(x), "tanh"))));
+  // The GELU's backward runs inside fc1's (layers/linear.h). gelu_tanh: GELU's approximation
+  // 0.5 z (1 + tanh(sqrt(2 / pi) (z + 0.044715 z^3))) (Hendrycks and Gimpel 2016, sec. 2).
+  if (kind != "swiglu")
+    return drop(fc2(drop(fc1->forward_gelu(x, kind == "gelu_tanh" ? Gelu::kTanh : Gelu::kExact))));
   auto halves = fc1(x).chunk(2, -1);  // 2 x (B, N, h/2): the gate first, as timm's SwiGLUPacked
   return drop(fc2(drop(torch::silu(halves[0]) * halves[1])));
 }
