@@ -116,9 +116,9 @@ fi
 # FED_RUNS times each (default 3), for each data.hw_decoder_load in FED_HW_LOADS (default "1"),
 # each run's JSON and log into $OUT/fed.tar.gz (FED_TAG=x: runs named ..._x and $OUT/fed_x.tar.gz,
 # so that one call can repeat the stage under another environment, e.g.
-# CUDA_DEVICE_MAX_CONNECTIONS). vit_bench prints where the loader's threads spend each step. A run still going after 60 s (two eager runs in
-# ten hung so far) is stopped after cuda-gdb has written every thread's backtrace beside them
-# (hang_*.txt).
+# CUDA_DEVICE_MAX_CONNECTIONS). vit_bench prints where the loader's threads spend each step. A
+# run still going after 60 s (two eager runs in ten hung so far) is stopped after cuda-gdb has
+# written every thread's backtrace beside them (hang_*.txt).
 if has fed; then
   folder=/tmp/jpeg-folder-fed
   [[ -d $folder ]] || python3 experiments/data_pipeline/make_jpeg_folder.py $folder --train 20000 --val 100 --jobs "$(nproc)"
